@@ -1,0 +1,11 @@
+/** The destinations every router knows by name. */
+import type { DestinationDefinition } from '../src/plugin.js'
+import consoleDestination from './console/index.js'
+import fileDestination from './file/index.js'
+import webhookDestination from './webhook/index.js'
+
+export const builtinDestinations: ReadonlyArray<DestinationDefinition> = [
+  webhookDestination as unknown as DestinationDefinition,
+  fileDestination as unknown as DestinationDefinition,
+  consoleDestination as unknown as DestinationDefinition,
+]

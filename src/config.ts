@@ -1,0 +1,252 @@
+/**
+ * Configuration: one schema for the options object and for YAML/JSON files. Every
+ * error names its JSON pointer in the config (`/destinations/1/settings/url`).
+ */
+import { readFile } from 'node:fs/promises'
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import Type, { type Static, type TSchema } from 'typebox'
+import { Compile } from 'typebox/compile'
+import Value from 'typebox/value'
+import { parse as parseYaml } from 'yaml'
+import { ConfigError } from './errors.js'
+import type { DeadLetterStore } from './deliver/dead-letters.js'
+import type { Logger, LogLevel } from './logger.js'
+import type { DestinationDefinition, SourceDefinition } from './plugin.js'
+
+const PositiveInt = (o: { default?: number; maximum?: number; description?: string } = {}) => Type.Integer({ minimum: 1, ...o })
+
+export const RetrySchema = Type.Object({
+  maxAttempts: Type.Optional(PositiveInt({ description: 'Send attempts per event, the first included (default 10).' })),
+  maxAgeMs: Type.Optional(PositiveInt({ description: 'Dead-letter events older than this (default 24 h).' })),
+  minDelayMs: Type.Optional(Type.Integer({ minimum: 0, description: 'First backoff delay (default 500).' })),
+  maxDelayMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Backoff ceiling (default 60 000).' })),
+  factor: Type.Optional(Type.Number({ minimum: 1, description: 'Backoff growth per attempt (default 2).' })),
+  jitter: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Randomized fraction of each delay (default 0.5).' })),
+  maxRetryAfterMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Cap on an honoured Retry-After (default 10 min).' })),
+}, { additionalProperties: false })
+
+export const DeliverySchema = Type.Object({
+  concurrency: Type.Optional(PositiveInt({ description: 'Batches in flight at once (default 4).' })),
+  rateLimit: Type.Optional(Type.Object({ count: PositiveInt(), intervalMs: PositiveInt() }, { additionalProperties: false })),
+  batch: Type.Optional(Type.Object({
+    maxEvents: Type.Optional(PositiveInt()),
+    maxBytes: Type.Optional(PositiveInt()),
+    maxWaitMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  }, { additionalProperties: false })),
+  retry: Type.Optional(RetrySchema),
+  maxBufferedEvents: Type.Optional(PositiveInt({ description: 'Events held before overflow goes to dead letters (default 10 000).' })),
+  timeoutMs: Type.Optional(PositiveInt({ description: 'Abort a send after this long (default 10 000).' })),
+}, { additionalProperties: false })
+
+const Origin = Type.String({ minLength: 1, description: "'*', an origin (https://shop.example), or *.example.com" })
+
+export const SourceConfigSchema = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' }),
+  writeKey: Type.Optional(Type.String({ minLength: 1 })),
+  writeKeys: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+  allowedOrigins: Type.Optional(Type.Array(Origin)),
+  rateLimit: Type.Optional(Type.Object({
+    eventsPerSecond: Type.Number({ exclusiveMinimum: 0 }),
+    burst: Type.Optional(PositiveInt()),
+  }, { additionalProperties: false })),
+  /** A source plugin's type; omit for the Segment/RudderStack-compatible collector. */
+  type: Type.Optional(Type.String({ minLength: 1 })),
+  settings: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  /** Host (and path) analytics.js should send to, in the settings answer; default: this request's host. */
+  apiHost: Type.Optional(Type.String()),
+}, { additionalProperties: false })
+
+export const DestinationConfigSchema = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_. -]+$' }),
+  type: Type.String({ minLength: 1 }),
+  enabled: Type.Optional(Type.Boolean()),
+  settings: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  delivery: Type.Optional(DeliverySchema),
+}, { additionalProperties: false })
+
+export const ConfigSchema = Type.Object({
+  sources: Type.Optional(Type.Array(SourceConfigSchema)),
+  destinations: Type.Optional(Type.Array(DestinationConfigSchema)),
+  limits: Type.Optional(Type.Object({
+    maxRequestBytes: Type.Optional(PositiveInt()),
+    maxEventBytes: Type.Optional(PositiveInt()),
+    maxBatchEvents: Type.Optional(PositiveInt()),
+    maxDepth: Type.Optional(Type.Integer({ minimum: 2, maximum: 1000 })),
+  }, { additionalProperties: false })),
+  trustProxy: Type.Optional(Type.Union([Type.Boolean(), Type.Integer({ minimum: 0 }), Type.Array(Type.String())])),
+  dedup: Type.Optional(Type.Union([
+    Type.Literal(false),
+    Type.Object({ windowMs: Type.Optional(PositiveInt()), maxEntries: Type.Optional(PositiveInt()) }, { additionalProperties: false }),
+  ])),
+  deadLetters: Type.Optional(Type.Object({ maxEntries: Type.Optional(PositiveInt()) }, { additionalProperties: false })),
+  delivery: Type.Optional(DeliverySchema),
+  shutdownTimeoutMs: Type.Optional(PositiveInt()),
+  logLevel: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')])),
+}, { additionalProperties: false })
+
+/** The data part of the configuration, as in a YAML/JSON file. */
+export type FirstpartyConfig = Static<typeof ConfigSchema>
+export type SourceConfig = Static<typeof SourceConfigSchema>
+export type DeliveryConfig = Static<typeof DeliverySchema>
+
+type DestinationConfigData = Static<typeof DestinationConfigSchema>
+
+/** A destination entry: `type` names a plugin, or is the plugin itself. */
+export interface DestinationConfig extends Omit<DestinationConfigData, 'type'> {
+  type: string | DestinationDefinition
+}
+
+/** Everything `createRouter` takes: the config data plus what only code can give. */
+export interface RouterOptions extends Omit<FirstpartyConfig, 'destinations' | 'deadLetters'> {
+  destinations?: DestinationConfig[]
+  /** Destination and source plugins to make available by name, besides the built-in ones. */
+  plugins?: Array<DestinationDefinition | SourceDefinition>
+  /** Where failed events go: `{ maxEntries }` for the bounded memory store, or a store of your own. */
+  deadLetters?: { maxEntries?: number } | DeadLetterStore
+  /** A pino-compatible logger. @default JSON lines to stderr at `logLevel` */
+  logger?: Logger
+  logLevel?: LogLevel
+}
+
+const configCheck = Compile(ConfigSchema)
+
+/** Turn typebox errors into `{ path, message }`, naming the missing property for `required`. */
+export function schemaIssues(schema: TSchema, value: unknown, prefix: string): Array<{ path: string; message: string }> {
+  const errors = Value.Errors(schema, value)
+  const seen = new Set<string>()
+  const out: Array<{ path: string; message: string }> = []
+  for (const e of errors) {
+    let path = prefix + e.instancePath
+    let message = e.message
+    if (e.keyword === 'required') {
+      const missing = (e.params as { requiredProperties?: string[] }).requiredProperties ?? []
+      for (const m of missing) {
+        const p = `${path}/${m}`
+        if (!seen.has(p)) out.push({ path: p, message: 'is required' }), seen.add(p)
+      }
+      continue
+    }
+    if (e.keyword === 'additionalProperties') {
+      const extra = (e.params as { additionalProperties?: string[] }).additionalProperties ?? []
+      for (const m of extra) {
+        const p = `${path}/${m}`
+        if (!seen.has(p)) out.push({ path: p, message: 'is not a known option' }), seen.add(p)
+      }
+      continue
+    }
+    if (e.keyword === 'boolean' && message === 'schema is false') continue
+    if (!seen.has(path)) {
+      seen.add(path)
+      out.push({ path, message })
+    }
+  }
+  return out
+}
+
+/** Validate the data part of a config; throws a ConfigError naming every bad path. */
+export function validateConfig(config: unknown): asserts config is FirstpartyConfig {
+  const data = stripCode(config)
+  if (configCheck.Check(data)) return
+  const issues = schemaIssues(ConfigSchema, data, '')
+  throw new ConfigError('CONFIG_INVALID', issues.length ? issues : [{ path: '', message: 'is invalid' }], 'Invalid firstparty configuration:')
+}
+
+// The options object may hold code (plugins, a logger, a dead-letter store, plugin
+// objects as `type`); the schema checks only the data around it.
+function stripCode(config: unknown): unknown {
+  if (!config || typeof config !== 'object') return config
+  const { plugins: _p, logger: _l, deadLetters, destinations, ...rest } = config as Record<string, unknown>
+  const out: Record<string, unknown> = { ...rest }
+  if (deadLetters !== undefined && !(deadLetters && typeof (deadLetters as DeadLetterStore).add === 'function')) out.deadLetters = deadLetters
+  if (Array.isArray(destinations)) {
+    out.destinations = destinations.map((d) =>
+      d && typeof d === 'object' && typeof (d as { type?: unknown }).type === 'object' && (d as { type?: unknown }).type !== null
+        ? { ...(d as object), type: ((d as { type: { name?: string } }).type.name ?? 'plugin') }
+        : d,
+    )
+  } else if (destinations !== undefined) out.destinations = destinations
+  return out
+}
+
+/**
+ * Replace `${VAR}` (and `${VAR:-default}`) in every string of a parsed config with the
+ * environment's value; `$${...}` is a literal `${...}`. Works on values, not on the
+ * file's text, so an environment value can never change the config's structure.
+ */
+export function interpolateEnv<T>(value: T, env: NodeJS.ProcessEnv = process.env, path = ''): T {
+  if (typeof value === 'string') {
+    return value.replace(/\$?\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (m, name: string, def: string | undefined) => {
+      if (m.startsWith('$$')) return m.slice(1)
+      const v = env[name]
+      if (v !== undefined && v !== '') return v
+      if (def !== undefined) return def
+      throw new ConfigError('CONFIG_ENV_MISSING', [{ path: path || '/', message: `the environment variable ${name} is not set` }])
+    }) as T
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, `${path}/${i}`)) as T
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value)) {
+      if (k === '__proto__' || k === 'constructor' || k === 'prototype') {
+        throw new ConfigError('CONFIG_INVALID', [{ path: `${path}/${k}`, message: 'this key is not allowed' }])
+      }
+      out[k] = interpolateEnv(v, env, `${path}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`)
+    }
+    return out as T
+  }
+  return value
+}
+
+const BUILTIN = new Set(['webhook', 'file', 'console'])
+
+/**
+ * Read a YAML or JSON config file (default: `FIRSTPARTY_CONFIG`, else
+ * `firstparty.config.yaml` in the working directory), interpolate `${ENV}` values,
+ * validate it, and import the plugin modules it names by path or package.
+ */
+export async function loadConfig(
+  file: string = process.env.FIRSTPARTY_CONFIG || 'firstparty.config.yaml',
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RouterOptions> {
+  const path = isAbsolute(file) ? file : resolvePath(process.cwd(), file)
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    throw new ConfigError('CONFIG_FILE', [{ path: '', message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }])
+  }
+  let parsed: unknown
+  try {
+    parsed = parseYaml(text, { prettyErrors: true, maxAliasCount: 100 })
+  } catch (err) {
+    throw new ConfigError('CONFIG_FILE', [{ path: '', message: `${path} is not valid YAML/JSON: ${(err as Error).message}` }])
+  }
+  if (parsed === null || parsed === undefined) parsed = {}
+  const config = interpolateEnv(parsed, env)
+  validateConfig(config)
+  const plugins: Array<DestinationDefinition | SourceDefinition> = []
+  const refs = [
+    ...(config.destinations ?? []).map((d, i) => ({ type: d.type, where: `/destinations/${i}/type` })),
+    ...(config.sources ?? []).flatMap((s, i) => (s.type ? [{ type: s.type, where: `/sources/${i}/type` }] : [])),
+  ]
+  for (const ref of refs) {
+    if (BUILTIN.has(ref.type) || !/^[./]|^@?[a-z0-9]/.test(ref.type) || !/[/.]/.test(ref.type)) continue
+    const spec = ref.type.startsWith('.') ? pathToFileURL(resolvePath(dirname(path), ref.type)).href : ref.type
+    let mod: Record<string, unknown>
+    try {
+      mod = (await import(spec)) as Record<string, unknown>
+    } catch (err) {
+      throw new ConfigError('CONFIG_UNKNOWN_PLUGIN', [{ path: ref.where, message: `cannot import plugin "${ref.type}": ${(err as Error).message}` }])
+    }
+    const def = (mod.default ?? mod.destination ?? mod.source) as DestinationDefinition | SourceDefinition | undefined
+    if (!def || typeof def !== 'object' || typeof def.name !== 'string') {
+      throw new ConfigError('CONFIG_UNKNOWN_PLUGIN', [{ path: ref.where, message: `"${ref.type}" has no default export made with defineDestination or defineSource` }])
+    }
+    plugins.push(def)
+    // The entry now refers to the plugin by its own name.
+    for (const d of config.destinations ?? []) if (d.type === ref.type) d.type = def.name
+    for (const s of config.sources ?? []) if (s.type === ref.type) s.type = def.name
+  }
+  return { ...config, plugins } as RouterOptions
+}

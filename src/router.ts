@@ -1,0 +1,353 @@
+/**
+ * The router: intake (HTTP and backend calls) → normalize → dedup → fan-out to each
+ * destination's delivery queue. No globals: every router owns its sources, queues,
+ * dead letters and counters, so several can live in one process.
+ */
+import { EventEmitter } from 'node:events'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import got from 'got'
+import Value from 'typebox/value'
+import { schemaIssues, validateConfig, type DestinationConfig, type RouterOptions } from './config.js'
+import { MemoryDeadLetterStore, type DeadLetter, type DeadLetterFilter, type DeadLetterStore } from './deliver/dead-letters.js'
+import { Dedup } from './deliver/dedup.js'
+import { DestinationQueue, type DeliveryOptions, type DestinationStats, type QueueEvent } from './deliver/destination-queue.js'
+import { DEFAULT_RETRY } from './deliver/retry.js'
+import { ConfigError, HttpError } from './errors.js'
+import type { BodyLimits } from './intake/body.js'
+import { scanJson } from './intake/body.js'
+import { createIpResolver } from './intake/client-ip.js'
+import { originMatcher } from './intake/cors.js'
+import { createHttpHandler, sendError, type IntakeMeta, type SourceRuntime } from './intake/http.js'
+import { TokenBucket } from './intake/rate-limit.js'
+import { childLogger, createLogger, type Logger } from './logger.js'
+import { normalizeEvent } from './normalize/normalize.js'
+import type { EventType, FirstpartyEvent } from './normalize/schema.js'
+import type { DestinationDefinition, SourceDefinition } from './plugin.js'
+import { builtinDestinations } from '../plugins/builtin.js'
+
+export const VERSION = '0.1.0'
+
+export const DEFAULT_LIMITS: BodyLimits = { maxRequestBytes: 512_000, maxEventBytes: 32_768, maxBatchEvents: 2500, maxDepth: 64 }
+
+export const DEFAULT_DELIVERY: DeliveryOptions = {
+  concurrency: 4,
+  batch: { maxEvents: 100, maxBytes: 512_000, maxWaitMs: 1000 },
+  retry: DEFAULT_RETRY,
+  maxBufferedEvents: 10_000,
+  timeoutMs: 10_000,
+}
+
+/** An event as backend code passes it: the type comes from the method called. */
+export type ServerEvent = Record<string, unknown> & { userId?: string | number | null; anonymousId?: string | number | null }
+
+export interface RouterStats {
+  /** HTTP requests that reached a collector path. */
+  requests: number
+  /** Events accepted (answered 200, or returned from a backend call). */
+  accepted: number
+  /** Accepted events with a messageId seen within the dedup window: not sent again. */
+  deduplicated: number
+  /** Requests refused, by error code. */
+  rejected: Record<string, number>
+  /** Posts to /v1/m (analytics.js metrics), accepted and discarded. */
+  metrics: number
+  /** Dead letters evicted from a full memory store. */
+  deadLettersEvicted: number
+  destinations: Record<string, DestinationStats>
+}
+
+export interface ReplayResult {
+  replayed: number
+  /** Entries whose destination no longer exists; left in the store. */
+  skipped: number
+}
+
+export interface Router {
+  track(event: ServerEvent): Promise<{ messageId: string }>
+  identify(event: ServerEvent): Promise<{ messageId: string }>
+  page(event: ServerEvent): Promise<{ messageId: string }>
+  screen(event: ServerEvent): Promise<{ messageId: string }>
+  group(event: ServerEvent): Promise<{ messageId: string }>
+  alias(event: ServerEvent): Promise<{ messageId: string }>
+  /** A node:http request listener. Unknown paths get a JSON 404. */
+  handler(): (req: IncomingMessage, res: ServerResponse) => void
+  /** Express (or Connect) middleware; unknown paths go to `next()`. Mount it at any path. */
+  express(): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void
+  /** Send every buffered batch now instead of waiting for maxWaitMs. */
+  flush(): void
+  /** Stop intake (503), drain every destination within the deadline, dead-letter the rest. */
+  close(options?: { timeoutMs?: number }): Promise<void>
+  stats(): RouterStats
+  readonly deadLetters: {
+    list(filter?: DeadLetterFilter): DeadLetter[]
+    count(filter?: Omit<DeadLetterFilter, 'limit'>): number
+    /** Send matching dead letters again (fresh attempts); they leave the store. */
+    replay(filter?: DeadLetterFilter): ReplayResult
+    /** Delete matching dead letters; returns how many. */
+    purge(filter?: DeadLetterFilter): number
+  }
+  /** 'delivered', 'dead_letter', 'retry' ({ destination, count, ... }); 'accepted' ({ count, source }). */
+  readonly events: EventEmitter
+}
+
+function isDestination(p: DestinationDefinition | SourceDefinition): p is DestinationDefinition {
+  return typeof (p as DestinationDefinition).send === 'function'
+}
+
+function mergeDelivery(base: DeliveryOptions, ...layers: Array<DestinationConfig['delivery'] | DestinationDefinition['batch'] | undefined>): DeliveryOptions {
+  const out: DeliveryOptions = { ...base, batch: { ...base.batch }, retry: { ...base.retry } }
+  for (const l of layers) {
+    if (!l) continue
+    if ('maxEvents' in l || 'maxBytes' in l || 'maxWaitMs' in l) {
+      Object.assign(out.batch, l)
+      continue
+    }
+    const d = l as NonNullable<DestinationConfig['delivery']>
+    if (d.concurrency !== undefined) out.concurrency = d.concurrency
+    if (d.rateLimit !== undefined) out.rateLimit = d.rateLimit
+    if (d.batch) Object.assign(out.batch, d.batch)
+    if (d.retry) Object.assign(out.retry, d.retry)
+    if (d.maxBufferedEvents !== undefined) out.maxBufferedEvents = d.maxBufferedEvents
+    if (d.timeoutMs !== undefined) out.timeoutMs = d.timeoutMs
+  }
+  return out
+}
+
+/** `integrations: { All: false, Name: true }`: a destination is matched by its name or its plugin's. */
+function integrationAllows(integrations: unknown, names: string[]): boolean {
+  if (!integrations || typeof integrations !== 'object') return true
+  const map = integrations as Record<string, unknown>
+  for (const n of names) {
+    if (Object.hasOwn(map, n)) return map[n] !== false
+  }
+  const lower = names.map((n) => n.toLowerCase())
+  for (const k of Object.keys(map)) {
+    if (lower.includes(k.toLowerCase())) return map[k] !== false
+  }
+  return map.All !== false && map.all !== false
+}
+
+/** Create a router. Throws a ConfigError naming the config path when options are wrong. */
+export function createRouter(options: RouterOptions = {}): Router {
+  validateConfig(options as unknown)
+  const logger = options.logger ?? createLogger(options.logLevel ?? 'warn', { name: 'firstparty' })
+  const limits: BodyLimits = { ...DEFAULT_LIMITS, ...options.limits }
+  const defaults = mergeDelivery(DEFAULT_DELIVERY, options.delivery)
+  const events = new EventEmitter()
+  // 'error' has no special meaning here; never let a missing listener throw.
+  events.on('error', () => {})
+
+  const stats = { requests: 0, accepted: 0, deduplicated: 0, rejected: {} as Record<string, number>, metrics: 0 }
+  const deadLetters: DeadLetterStore =
+    options.deadLetters && typeof (options.deadLetters as DeadLetterStore).add === 'function'
+      ? (options.deadLetters as DeadLetterStore)
+      : new MemoryDeadLetterStore({
+          maxEntries: (options.deadLetters as { maxEntries?: number } | undefined)?.maxEntries ?? 10_000,
+          onEvict: (d) => {
+            logger.error({ destination: d.destination, messageId: d.event.messageId, code: d.error.code }, 'dead-letter store full: oldest entry evicted')
+            events.emit('dead_letter_evicted', { destination: d.destination, messageId: d.event.messageId })
+          },
+        })
+
+  // Plugins by type name: built-ins, then the user's (which may replace a built-in).
+  const destinationPlugins = new Map<string, DestinationDefinition>(builtinDestinations.map((p) => [p.name, p]))
+  const sourcePlugins = new Map<string, SourceDefinition>()
+  for (const p of options.plugins ?? []) {
+    if (isDestination(p)) destinationPlugins.set(p.name, p)
+    else sourcePlugins.set(p.name, p)
+  }
+
+  // Sources.
+  const byKey = new Map<string, SourceRuntime>()
+  const byName = new Map<string, SourceRuntime>()
+  const allOrigins: Array<(o: string) => boolean> = []
+  ;(options.sources ?? []).forEach((s, i) => {
+    const where = `/sources/${i}`
+    if (byName.has(s.name)) throw new ConfigError('CONFIG_DUPLICATE_NAME', [{ path: `${where}/name`, message: `another source is already named "${s.name}"` }])
+    let plugin: SourceDefinition | undefined
+    let settings: unknown = s.settings
+    if (s.type) {
+      plugin = sourcePlugins.get(s.type)
+      if (!plugin) throw new ConfigError('CONFIG_UNKNOWN_PLUGIN', [{ path: `${where}/type`, message: `no source plugin "${s.type}" is registered (pass it in options.plugins)` }])
+      settings = Value.Default(plugin.settings, structuredClone(s.settings ?? {}))
+      const issues = schemaIssues(plugin.settings, settings, `${where}/settings`)
+      if (issues.length) throw new ConfigError('CONFIG_INVALID', issues, `Invalid settings for source "${s.name}":`)
+    }
+    const keys = [...(s.writeKey ? [s.writeKey] : []), ...(s.writeKeys ?? [])]
+    if (!plugin && keys.length === 0) throw new ConfigError('CONFIG_INVALID', [{ path: `${where}/writeKey`, message: 'a collector source needs writeKey or writeKeys' }])
+    const origin = originMatcher(s.allowedOrigins)
+    const rt: SourceRuntime = {
+      name: s.name,
+      origin,
+      bucket: s.rateLimit ? new TokenBucket(s.rateLimit.eventsPerSecond, s.rateLimit.burst ?? Math.max(1, Math.ceil(s.rateLimit.eventsPerSecond))) : undefined,
+      apiHost: s.apiHost,
+      plugin,
+      settings,
+      writeKeys: keys,
+    }
+    keys.forEach((k, j) => {
+      if (byKey.has(k)) throw new ConfigError('CONFIG_DUPLICATE_WRITE_KEY', [{ path: s.writeKey === k ? `${where}/writeKey` : `${where}/writeKeys/${j}`, message: `source "${byKey.get(k)!.name}" already uses this write key` }])
+      byKey.set(k, rt)
+    })
+    byName.set(s.name, rt)
+    allOrigins.push(origin)
+  })
+
+  // Destinations.
+  const http = got.extend({
+    retry: { limit: 0 },
+    headers: { 'user-agent': `firstparty/${VERSION}` },
+  })
+  const onQueueEvent = (e: QueueEvent) => events.emit(e.type, e)
+  const queues: DestinationQueue[] = []
+  const queueNames = new Map<DestinationQueue, string[]>()
+  ;(options.destinations ?? []).forEach((d, i) => {
+    const where = `/destinations/${i}`
+    if (queues.some((q) => q.name === d.name)) throw new ConfigError('CONFIG_DUPLICATE_NAME', [{ path: `${where}/name`, message: `another destination is already named "${d.name}"` }])
+    const plugin = typeof d.type === 'object' ? d.type : destinationPlugins.get(d.type)
+    if (!plugin) {
+      throw new ConfigError('CONFIG_UNKNOWN_PLUGIN', [{ path: `${where}/type`, message: `no destination plugin "${String(d.type)}" (built-in: ${builtinDestinations.map((p) => p.name).join(', ')}; pass others in options.plugins)` }])
+    }
+    if (d.enabled === false) return
+    const settings = Value.Default(plugin.settings, structuredClone(d.settings ?? {}))
+    const issues = schemaIssues(plugin.settings, settings, `${where}/settings`)
+    if (issues.length) throw new ConfigError('CONFIG_INVALID', issues, `Invalid settings for destination "${d.name}" (${plugin.name}):`)
+    const delivery = mergeDelivery(defaults, plugin.batch, d.delivery)
+    const log = childLogger(logger, { destination: d.name })
+    const q = new DestinationQueue({
+      name: d.name,
+      plugin,
+      settings,
+      options: delivery,
+      deadLetters,
+      http: http.extend({ timeout: { request: delivery.timeoutMs } }),
+      logger: log,
+      emit: onQueueEvent,
+    })
+    queues.push(q)
+    queueNames.set(q, [d.name, plugin.name])
+  })
+  if (queues.length === 0) logger.warn({}, 'no destinations configured: accepted events are counted but go nowhere')
+
+  // Start plugins now, so a bad credential or path shows in the log at start-up.
+  for (const q of queues) q.ready().catch(() => {})
+
+  const dedupOpts = options.dedup === false ? undefined : { windowMs: options.dedup?.windowMs ?? 86_400_000, maxEntries: options.dedup?.maxEntries ?? 100_000 }
+  const dedup = dedupOpts ? new Dedup(dedupOpts.windowMs, dedupOpts.maxEntries) : undefined
+  let closing = false
+  let closed: Promise<void> | undefined
+
+  function accept(evs: FirstpartyEvent[], sizes: number[], meta: IntakeMeta): Promise<void> {
+    const now = Date.now()
+    let n = 0
+    for (let i = 0; i < evs.length; i++) {
+      const ev = evs[i]!
+      stats.accepted++
+      if (dedup && dedup.seen(ev.messageId, now)) {
+        stats.deduplicated++
+        continue
+      }
+      n++
+      for (const q of queues) {
+        if (!integrationAllows(ev.integrations, queueNames.get(q)!)) {
+          q.stats.filtered++
+          continue
+        }
+        q.enqueue({ event: ev, bytes: sizes[i]!, acceptedAt: now, attempts: 0 })
+      }
+    }
+    events.emit('accepted', { count: evs.length, routed: n, source: meta.source })
+    return Promise.resolve()
+  }
+
+  const collector = createHttpHandler({
+    limits,
+    resolveIp: createIpResolver(options.trustProxy ?? false),
+    trustForwardedProto: (options.trustProxy ?? false) !== false,
+    sourceByKey: (k) => byKey.get(k),
+    sourceByName: (n) => byName.get(n),
+    originAllowed: (o) => allOrigins.some((m) => m(o)),
+    accept,
+    closing: () => closing,
+    count: (what, n = 1) => void (stats[what] += n),
+    rejected: (code) => void (stats.rejected[code] = (stats.rejected[code] ?? 0) + 1),
+    logger,
+  })
+
+  function serverCall(type: EventType) {
+    return async (event: ServerEvent): Promise<{ messageId: string }> => {
+      if (closing) throw new HttpError('shutting_down', 'the router is closed; no new events are accepted')
+      if (event === null || typeof event !== 'object') throw new HttpError('invalid_event', `${type}: the event must be an object`)
+      // Callers keep their object; the router owns its copy.
+      const copy = structuredClone(event) as Record<string, unknown>
+      const size = scanJson(copy, limits.maxDepth, type)
+      if (size > limits.maxEventBytes) throw new HttpError('event_too_large', `${type}: the event is about ${size} bytes; the limit is ${limits.maxEventBytes}`)
+      const ev = normalizeEvent(copy, { type, receivedAt: new Date(), where: '' })
+      await accept([ev], [size], { source: undefined, gpc: false })
+      return { messageId: ev.messageId }
+    }
+  }
+
+  const router: Router = {
+    track: serverCall('track'),
+    identify: serverCall('identify'),
+    page: serverCall('page'),
+    screen: serverCall('screen'),
+    group: serverCall('group'),
+    alias: serverCall('alias'),
+    handler() {
+      return (req, res) => {
+        if (!collector(req, res)) sendError(res, new HttpError('not_found', `no firstparty endpoint at ${String(req.url).split('?')[0]!.slice(0, 200)}`))
+      }
+    },
+    express() {
+      return (req, res, next) => {
+        if (!collector(req, res)) next()
+      }
+    },
+    flush() {
+      for (const q of queues) q.flush()
+    },
+    close(opts = {}) {
+      closing = true
+      closed ??= (async () => {
+        const timeoutMs = opts.timeoutMs ?? options.shutdownTimeoutMs ?? 10_000
+        await Promise.all(queues.map((q) => q.close(timeoutMs)))
+        await Promise.all(
+          queues.map((q) =>
+            Promise.resolve()
+              .then(() => q.plugin.close?.(q.baseContext()))
+              .catch((err: unknown) => logger.error({ destination: q.name, err: (err as Error).message }, 'destination close failed')),
+          ),
+        )
+      })()
+      return closed
+    },
+    stats() {
+      const destinations: Record<string, DestinationStats> = {}
+      for (const q of queues) destinations[q.name] = { ...q.stats, deadLettered: { ...q.stats.deadLettered } }
+      return { ...stats, rejected: { ...stats.rejected }, deadLettersEvicted: deadLetters.evicted, destinations }
+    },
+    deadLetters: {
+      list: (f) => deadLetters.list(f),
+      count: (f) => deadLetters.count(f),
+      replay(f = {}) {
+        const known = new Map(queues.map((q) => [q.name, q]))
+        const taken = deadLetters.take({ ...f, limit: f.limit ?? Infinity })
+        const missing = taken.filter((d) => !known.has(d.destination))
+        if (missing.length) deadLetters.add(missing.map(({ id: _id, ...rest }) => rest))
+        let replayed = 0
+        for (const d of taken) {
+          const q = known.get(d.destination)
+          if (!q) continue
+          q.enqueue({ event: d.event, bytes: JSON.stringify(d.event).length, acceptedAt: Date.now(), attempts: 0 })
+          replayed++
+        }
+        return { replayed, skipped: missing.length }
+      },
+      purge: (f = {}) => deadLetters.take({ ...f, limit: f.limit ?? Infinity }).length,
+    },
+    events,
+  }
+  return router
+}
