@@ -260,9 +260,16 @@ export function createRouter(options: RouterOptions = {}): Router {
     return Promise.resolve()
   }
 
+  let resolveIp: ReturnType<typeof createIpResolver>
+  try {
+    resolveIp = createIpResolver(options.trustProxy ?? false)
+  } catch (err) {
+    const [path, ...rest] = (err as Error).message.split(': ')
+    throw new ConfigError('CONFIG_INVALID', [{ path: path!, message: rest.join(': ') }], 'Invalid firstparty configuration:')
+  }
   const collector = createHttpHandler({
     limits,
-    resolveIp: createIpResolver(options.trustProxy ?? false),
+    resolveIp,
     trustForwardedProto: (options.trustProxy ?? false) !== false,
     sourceByKey: (k) => byKey.get(k),
     sourceByName: (n) => byName.get(n),
