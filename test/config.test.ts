@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,7 +11,7 @@ async function tmpFile(name: string, text: string): Promise<string> {
   return file
 }
 
-function configError(t: Tap.Test, fn: () => unknown, code: string, path: string): void {
+function configError(t: Test, fn: () => unknown, code: string, path: string): void {
   try {
     fn()
     t.fail(`expected ${code} at ${path}`)

@@ -1,0 +1,162 @@
+/**
+ * The demo shop as an Express 5 app: firstparty mounted at /v1 (browser events arrive
+ * there first-party), a static shop page, and a backend route that records an order
+ * and sends "Order Completed" server-side through the same router.
+ */
+import { randomUUID } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import express, { type NextFunction, type Request, type Response } from 'express'
+import type { FirstpartyMiddleware } from '../../src/express.js'
+import type { DeadLetterFilter } from '../../src/index.js'
+import { CURRENCY, PRODUCTS, findProduct } from './catalog.js'
+
+export interface ShopOptions {
+  /** firstparty's Express middleware (`firstparty(config)`); mounted at /v1. */
+  firstparty: FirstpartyMiddleware
+  /** The write key the page's client sends with (a browser write key is public). */
+  writeKey: string | undefined
+  /** The router's `trustProxy`, so `req.ip` here agrees with the router's `context.ip`. */
+  trustProxy?: boolean | number | string[]
+}
+
+export interface Order {
+  order_id: string
+  anonymousId: string
+  userId: string | null
+  revenue: number
+  currency: string
+  products: Array<{ product_id: string; sku: string; name: string; brand: string; category: string; price: number; quantity: number; position: number }>
+  createdAt: string
+}
+
+const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url))
+const MAX_ORDERS = 1000
+
+/** Read one cookie; tolerates analytics.js's JSON-quoted and URL-encoded values. */
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=')
+    if (i === -1 || part.slice(0, i).trim() !== name) continue
+    let value = part.slice(i + 1).trim()
+    try {
+      value = decodeURIComponent(value)
+    } catch {
+      // keep it as sent
+    }
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1)
+    return value && value.length <= 200 ? value : undefined
+  }
+  return undefined
+}
+
+class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message)
+  }
+}
+
+const cents = (n: number) => Math.round(n * 100) / 100
+
+export function createShopApp({ firstparty, writeKey, trustProxy = false }: ShopOptions): express.Express {
+  const router = firstparty.router
+  const orders: Order[] = []
+  const app = express()
+  app.disable('x-powered-by')
+  app.set('trust proxy', trustProxy)
+
+  // firstparty first: it reads its own bodies (text/plain, gzip) whatever the app parses.
+  app.use('/v1', firstparty)
+
+  // What the page's tracking client needs; a browser write key is public by design.
+  app.get('/config.js', (_req, res) => {
+    res.type('text/javascript').set('Cache-Control', 'no-store')
+    res.send(`window.SHOP_CONFIG = ${JSON.stringify({ writeKey: writeKey ?? null, endpoint: '/v1' })};\n`)
+  })
+  app.use(express.static(PUBLIC_DIR, { index: 'index.html', maxAge: 0 }))
+
+  const api = express.Router()
+  api.use(express.json({ limit: '16kb' }))
+
+  api.get('/products', (_req, res) => {
+    res.json({ currency: CURRENCY, products: PRODUCTS })
+  })
+
+  // The backend event: the server, not the browser, says an order was placed.
+  api.post('/purchase', async (req: Request, res: Response) => {
+    const items = (req.body as { items?: unknown } | undefined)?.items
+    if (!Array.isArray(items) || items.length === 0 || items.length > 50) {
+      throw new ApiError(400, 'invalid_order', 'items: send 1 to 50 items as [{ "product_id", "quantity" }]')
+    }
+    const products: Order['products'] = items.map((raw: unknown, i) => {
+      const item = (raw ?? {}) as { product_id?: unknown; quantity?: unknown }
+      const p = findProduct(item.product_id)
+      if (!p) throw new ApiError(400, 'invalid_order', `items[${i}].product_id: no product "${String(item.product_id).slice(0, 50)}"`)
+      const quantity = item.quantity ?? 1
+      if (typeof quantity !== 'number' || !Number.isInteger(quantity) || quantity < 1 || quantity > 99) {
+        throw new ApiError(400, 'invalid_order', `items[${i}].quantity: must be an integer from 1 to 99`)
+      }
+      return { product_id: p.product_id, sku: p.sku, name: p.name, brand: p.brand, category: p.category, price: p.price, quantity, position: i + 1 }
+    })
+    const cookies = req.headers.cookie
+    let anonymousId = readCookie(cookies, 'ajs_anonymous_id')
+    if (!anonymousId) {
+      // No tracking cookie yet (a plain API call): start one, first-party.
+      anonymousId = randomUUID()
+      res.cookie('ajs_anonymous_id', anonymousId, { path: '/', maxAge: 365 * 86_400_000, sameSite: 'lax', secure: req.secure, encode: String })
+    }
+    const userId = readCookie(cookies, 'ajs_user_id') ?? null
+    const revenue = cents(products.reduce((sum, p) => sum + p.price * p.quantity, 0))
+    const order: Order = { order_id: `ord_${randomUUID().slice(0, 8)}`, anonymousId, userId, revenue, currency: CURRENCY, products, createdAt: new Date().toISOString() }
+    orders.push(order)
+    if (orders.length > MAX_ORDERS) orders.shift()
+
+    // Analytics must never fail a checkout: the order stands even if the event is refused.
+    let messageId: string | null = null
+    try {
+      ;({ messageId } = await router.track({
+        event: 'Order Completed',
+        anonymousId,
+        ...(userId ? { userId } : {}),
+        properties: { order_id: order.order_id, total: revenue, revenue, currency: CURRENCY, products },
+        context: { ip: req.ip?.replace(/^::ffff:/, ''), userAgent: req.get('user-agent') },
+      }))
+    } catch (err) {
+      console.warn(`order ${order.order_id}: "Order Completed" was not sent: ${(err as Error).message}`)
+    }
+    res.status(201).json({ order, messageId })
+  })
+
+  api.get('/orders', (_req, res) => {
+    res.json({ orders })
+  })
+
+  api.get('/stats', (_req, res) => {
+    res.json(router.stats())
+  })
+
+  api.get('/dead-letters', (req, res) => {
+    const filter: DeadLetterFilter = { limit: Math.min(1000, Math.max(1, Number(req.query.limit) || 100)) }
+    if (typeof req.query.destination === 'string') filter.destination = req.query.destination
+    res.json({ count: router.deadLetters.count(filter.destination ? { destination: filter.destination } : {}), deadLetters: router.deadLetters.list(filter) })
+  })
+
+  api.post('/dead-letters/replay', (req, res) => {
+    const destination = typeof req.query.destination === 'string' ? req.query.destination : undefined
+    res.json(router.deadLetters.replay(destination ? { destination } : {}))
+  })
+
+  api.use((_req, _res, next) => next(new ApiError(404, 'not_found', 'no such API route')))
+  api.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    if (err instanceof ApiError) return void res.status(err.status).json({ code: err.code, message: err.message })
+    const e = err as { status?: number; code?: unknown; type?: unknown; message?: string }
+    if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+      // express.json(): malformed or oversized bodies.
+      return void res.status(e.status).json({ code: typeof e.type === 'string' ? e.type : 'bad_request', message: e.message ?? 'bad request' })
+    }
+    console.error(err)
+    res.status(500).json({ code: 'internal_error', message: 'the request failed' })
+  })
+  app.use('/api', api)
+  return app
+}
