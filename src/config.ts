@@ -13,6 +13,8 @@ import { ConfigError } from './errors.js'
 import type { DeadLetterStore } from './deliver/dead-letters.js'
 import type { Logger, LogLevel } from './logger.js'
 import type { DestinationDefinition, SourceDefinition } from './plugin.js'
+import { PII_CLASSES } from './policy/pii.js'
+import type { OperationOptions, OperationFn } from './policy/jsonlogic/index.js'
 
 const PositiveInt = (o: { default?: number; maximum?: number; description?: string } = {}) => Type.Integer({ minimum: 1, ...o })
 
@@ -57,12 +59,24 @@ export const SourceConfigSchema = Type.Object({
   apiHost: Type.Optional(Type.String()),
 }, { additionalProperties: false })
 
+/** Policy rules are checked by the policy compiler, which names the path of each problem. */
+const PoliciesSchema = Type.Array(Type.Unknown(), { description: 'Ordered rules { name?, when?, then }.' })
+
+export const ConsentRequirementSchema = Type.Object({
+  categories: Type.Array(Type.String({ minLength: 1 })),
+  mode: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('any')])),
+}, { additionalProperties: false })
+
 export const DestinationConfigSchema = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_. -]+$' }),
   type: Type.String({ minLength: 1 }),
   enabled: Type.Optional(Type.Boolean()),
   settings: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   delivery: Type.Optional(DeliverySchema),
+  /** Overrides the plugin's declared consent requirement. */
+  consent: Type.Optional(ConsentRequirementSchema),
+  /** Destination policies: run on this destination's copy of each event. */
+  policies: Type.Optional(PoliciesSchema),
 }, { additionalProperties: false })
 
 export const ConfigSchema = Type.Object({
@@ -82,6 +96,19 @@ export const ConfigSchema = Type.Object({
   deadLetters: Type.Optional(Type.Object({ maxEntries: Type.Optional(PositiveInt()) }, { additionalProperties: false })),
   delivery: Type.Optional(DeliverySchema),
   shutdownTimeoutMs: Type.Optional(PositiveInt()),
+  /** Source policies: run on every event before it is queued. */
+  policies: Type.Optional(PoliciesSchema),
+  consent: Type.Optional(Type.Object({
+    missing: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('deny')])),
+    gpcCategories: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    fields: Type.Optional(Type.Record(Type.String(), Type.String({ minLength: 1 }))),
+  }, { additionalProperties: false })),
+  pii: Type.Optional(Type.Object({
+    action: Type.Union([Type.Literal('redact'), Type.Literal('hash')]),
+    /** Destinations that may receive detected personal data as it is. */
+    allow: Type.Optional(Type.Array(Type.String())),
+    classes: Type.Optional(Type.Array(Type.Union(PII_CLASSES.map((c) => Type.Literal(c))))),
+  }, { additionalProperties: false })),
   logLevel: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')])),
 }, { additionalProperties: false })
 
@@ -107,6 +134,8 @@ export interface RouterOptions extends Omit<FirstpartyConfig, 'destinations' | '
   /** A pino-compatible logger. @default JSON lines to stderr at `logLevel` */
   logger?: Logger
   logLevel?: LogLevel
+  /** Extra JSON-Logic operations for policies, e.g. `{ is_vip: { fn: (id) => vips.has(id), pure: false, arity: [1, 1] } }`. */
+  operations?: Record<string, OperationOptions & { fn: OperationFn }>
 }
 
 const configCheck = Compile(ConfigSchema)
@@ -156,7 +185,7 @@ export function validateConfig(config: unknown): asserts config is FirstpartyCon
 // objects as `type`); the schema checks only the data around it.
 function stripCode(config: unknown): unknown {
   if (!config || typeof config !== 'object') return config
-  const { plugins: _p, logger: _l, deadLetters, destinations, ...rest } = config as Record<string, unknown>
+  const { plugins: _p, logger: _l, operations: _o, deadLetters, destinations, ...rest } = config as Record<string, unknown>
   const out: Record<string, unknown> = { ...rest }
   if (deadLetters !== undefined && !(deadLetters && typeof (deadLetters as DeadLetterStore).add === 'function')) out.deadLetters = deadLetters
   if (Array.isArray(destinations)) {

@@ -22,7 +22,9 @@ import { TokenBucket } from './intake/rate-limit.js'
 import { childLogger, createLogger, type Logger } from './logger.js'
 import { normalizeEvent } from './normalize/normalize.js'
 import type { EventType, FirstpartyEvent } from './normalize/schema.js'
-import type { DestinationDefinition, SourceDefinition } from './plugin.js'
+import type { ConsentRequirement, DestinationDefinition, SourceDefinition } from './plugin.js'
+import { createPolicyRuntime, type DestinationPolicy, type PolicyTrace } from './policy/runtime.js'
+import type { RuleStats } from './policy/engine.js'
 import { builtinDestinations } from '../plugins/builtin.js'
 
 export const VERSION = '0.1.0'
@@ -51,9 +53,27 @@ export interface RouterStats {
   rejected: Record<string, number>
   /** Posts to /v1/m (analytics.js metrics), accepted and discarded. */
   metrics: number
+  /** Accepted events a source policy dropped (counted per rule in `policies`). */
+  dropped: number
   /** Dead letters evicted from a full memory store. */
   deadLettersEvicted: number
   destinations: Record<string, DestinationStats>
+  /** Per rule: evaluated, fired, dropped, errors. Source rules under `source`, the others under their destination. */
+  policies: { source: Record<string, RuleStats>; destinations: Record<string, Record<string, RuleStats>> }
+}
+
+/** What the router would do with an event: for tests, debugging and a debugger page. */
+export interface Evaluation {
+  /** The event after normalization and source policies (or as far as it got). */
+  event: FirstpartyEvent
+  source: PolicyTrace
+  /** A source policy dropped it; no destination gets it. */
+  dropped: boolean
+  destinations: Record<
+    string,
+    | { delivered: true; event: FirstpartyEvent; trace: PolicyTrace }
+    | { delivered: false; reason: 'integrations' | 'disabled' | 'consent' | 'policy'; trace: PolicyTrace }
+  >
 }
 
 export interface ReplayResult {
@@ -86,7 +106,15 @@ export interface Router {
     /** Delete matching dead letters; returns how many. */
     purge(filter?: DeadLetterFilter): number
   }
-  /** 'delivered', 'dead_letter', 'retry' ({ destination, count, ... }); 'accepted' ({ count, source }). */
+  /**
+   * Run an event through normalization, policies and consent without delivering it,
+   * and tell what each destination would receive and why (a trace of every rule).
+   */
+  evaluate(event: Record<string, unknown>, options?: { type?: EventType; gpc?: boolean }): Evaluation
+  /**
+   * 'delivered', 'dead_letter', 'retry' ({ destination, count, ... }); 'accepted' ({ count, source });
+   * 'policy' (a PolicyTrace per event and scope — emitted only while someone listens).
+   */
   readonly events: EventEmitter
 }
 
@@ -137,7 +165,8 @@ export function createRouter(options: RouterOptions = {}): Router {
   // 'error' has no special meaning here; never let a missing listener throw.
   events.on('error', () => {})
 
-  const stats = { requests: 0, accepted: 0, deduplicated: 0, rejected: {} as Record<string, number>, metrics: 0 }
+  const stats = { requests: 0, accepted: 0, deduplicated: 0, dropped: 0, rejected: {} as Record<string, number>, metrics: 0 }
+  const policy = createPolicyRuntime(options)
   const deadLetters: DeadLetterStore =
     options.deadLetters && typeof (options.deadLetters as DeadLetterStore).add === 'function'
       ? (options.deadLetters as DeadLetterStore)
@@ -201,6 +230,7 @@ export function createRouter(options: RouterOptions = {}): Router {
   const onQueueEvent = (e: QueueEvent) => events.emit(e.type, e)
   const queues: DestinationQueue[] = []
   const queueNames = new Map<DestinationQueue, string[]>()
+  const queuePolicy = new Map<DestinationQueue, DestinationPolicy>()
   ;(options.destinations ?? []).forEach((d, i) => {
     const where = `/destinations/${i}`
     if (queues.some((q) => q.name === d.name)) throw new ConfigError('CONFIG_DUPLICATE_NAME', [{ path: `${where}/name`, message: `another destination is already named "${d.name}"` }])
@@ -226,6 +256,8 @@ export function createRouter(options: RouterOptions = {}): Router {
     })
     queues.push(q)
     queueNames.set(q, [d.name, plugin.name])
+    const consent: ConsentRequirement | undefined = d.consent ?? plugin.consent
+    queuePolicy.set(q, policy.destination(d.name, consent, d.policies, where))
   })
   if (queues.length === 0) logger.warn({}, 'no destinations configured: accepted events are counted but go nowhere')
 
@@ -237,8 +269,44 @@ export function createRouter(options: RouterOptions = {}): Router {
   let closing = false
   let closed: Promise<void> | undefined
 
+  const newTrace = (scope: 'source' | 'destination', destination?: string): PolicyTrace =>
+    destination === undefined ? { scope, fired: [], actions: [], disabled: [] } : { scope, destination, fired: [], actions: [], disabled: [] }
+
+  /**
+   * Source policies, then each destination's gates and policies. `onDestination` gets
+   * the event to queue or the reason it is not sent. Returns false when dropped.
+   */
+  function route(
+    ev: FirstpartyEvent,
+    tracing: boolean,
+    onDestination: (q: DestinationQueue, verdict: { event: FirstpartyEvent } | { reason: 'integrations' | 'disabled' | 'consent' | 'policy' }, trace: PolicyTrace | undefined) => void,
+    sourceTrace?: PolicyTrace,
+  ): boolean {
+    const src = policy.source.run(ev as Record<string, unknown>, sourceTrace)
+    if (sourceTrace && events.listenerCount('policy') > 0) events.emit('policy', sourceTrace)
+    if (src.drop) return false
+    const consent = policy.readConsent(ev as Record<string, unknown>)
+    for (const q of queues) {
+      const names = queueNames.get(q)!
+      if (!integrationAllows(ev.integrations, names)) {
+        onDestination(q, { reason: 'integrations' }, undefined)
+        continue
+      }
+      if (src.disabled.size && names.some((n) => src.disabled.has(n))) {
+        onDestination(q, { reason: 'disabled' }, undefined)
+        continue
+      }
+      const trace = tracing ? newTrace('destination', q.name) : undefined
+      const v = policy.forDestination(ev as Record<string, unknown>, consent, queuePolicy.get(q)!, trace)
+      if (trace && events.listenerCount('policy') > 0) events.emit('policy', trace)
+      onDestination(q, v.ok ? { event: v.event as FirstpartyEvent } : { reason: v.reason }, trace)
+    }
+    return true
+  }
+
   function accept(evs: FirstpartyEvent[], sizes: number[], meta: IntakeMeta): Promise<void> {
     const now = Date.now()
+    const tracing = events.listenerCount('policy') > 0
     let n = 0
     for (let i = 0; i < evs.length; i++) {
       const ev = evs[i]!
@@ -247,14 +315,15 @@ export function createRouter(options: RouterOptions = {}): Router {
         stats.deduplicated++
         continue
       }
-      n++
-      for (const q of queues) {
-        if (!integrationAllows(ev.integrations, queueNames.get(q)!)) {
+      if (meta.gpc) ev.context.gpc = true
+      const kept = route(ev, tracing, (q, verdict) => {
+        if ('reason' in verdict) {
           q.stats.filtered++
-          continue
-        }
-        q.enqueue({ event: ev, bytes: sizes[i]!, acceptedAt: now, attempts: 0 })
-      }
+          q.stats.filteredBy[verdict.reason] = (q.stats.filteredBy[verdict.reason] ?? 0) + 1
+        } else q.enqueue({ event: verdict.event, bytes: sizes[i]!, acceptedAt: now, attempts: 0 })
+      }, tracing ? newTrace('source') : undefined)
+      if (!kept) stats.dropped++
+      else n++
     }
     events.emit('accepted', { count: evs.length, routed: n, source: meta.source })
     return Promise.resolve()
@@ -332,8 +401,38 @@ export function createRouter(options: RouterOptions = {}): Router {
     },
     stats() {
       const destinations: Record<string, DestinationStats> = {}
-      for (const q of queues) destinations[q.name] = { ...q.stats, deadLettered: { ...q.stats.deadLettered } }
-      return { ...stats, rejected: { ...stats.rejected }, deadLettersEvicted: deadLetters.evicted, destinations }
+      const perDestination: Record<string, Record<string, RuleStats>> = {}
+      for (const q of queues) {
+        destinations[q.name] = { ...q.stats, deadLettered: { ...q.stats.deadLettered }, filteredBy: { ...q.stats.filteredBy } }
+        const rules = queuePolicy.get(q)?.policies?.rules ?? []
+        if (rules.length) perDestination[q.name] = Object.fromEntries(rules.map((r) => [r.name, { ...r.stats }]))
+      }
+      const source = Object.fromEntries(policy.source.rules.map((r) => [r.name, { ...r.stats }]))
+      return {
+        ...stats,
+        rejected: { ...stats.rejected },
+        deadLettersEvicted: deadLetters.evicted,
+        destinations,
+        policies: { source, destinations: perDestination },
+      }
+    },
+    evaluate(event, opts = {}) {
+      const copy = structuredClone(event) as Record<string, unknown>
+      scanJson(copy, limits.maxDepth, 'event')
+      const type = opts.type ?? (typeof copy.type === 'string' ? (copy.type as EventType) : undefined)
+      const input: Parameters<typeof normalizeEvent>[1] = { receivedAt: new Date(), where: '' }
+      if (type) input.type = type
+      const ev = normalizeEvent(copy, input)
+      if (opts.gpc) ev.context.gpc = true
+      const sourceTrace = newTrace('source')
+      const result: Evaluation = { event: ev, source: sourceTrace, dropped: false, destinations: {} }
+      result.dropped = !route(ev, true, (q, verdict, trace) => {
+        const t = trace ?? newTrace('destination', q.name)
+        result.destinations[q.name] = 'reason' in verdict
+          ? { delivered: false, reason: verdict.reason, trace: t }
+          : { delivered: true, event: verdict.event === ev ? structuredClone(ev) : verdict.event, trace: t }
+      }, sourceTrace)
+      return result
     },
     deadLetters: {
       list: (f) => deadLetters.list(f),

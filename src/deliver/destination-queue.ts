@@ -54,8 +54,10 @@ export interface DestinationStats {
   retried: number
   /** Events dead-lettered, by reason. */
   deadLettered: Partial<Record<DeliveryErrorCode, number>>
-  /** Events not sent because the event's `integrations` switched this destination off. */
+  /** Events not sent to this destination on purpose (the sum of `filteredBy`). */
   filtered: number
+  /** Why: `integrations` (the event switched it off), `disabled` (a source policy did), `consent`, `policy` (a destination policy dropped it). */
+  filteredBy: Partial<Record<'integrations' | 'disabled' | 'consent' | 'policy', number>>
   batches: number
   failedSends: number
   /** Events owned right now (buffered + in flight + waiting to retry). */
@@ -89,7 +91,7 @@ export class DestinationQueue {
   /** Lives from setup to close; passed to every call as `ctx.state`. */
   readonly state: Record<string, unknown> = {}
   readonly stats: DestinationStats = {
-    enqueued: 0, delivered: 0, retried: 0, deadLettered: {}, filtered: 0, batches: 0, failedSends: 0, held: 0,
+    enqueued: 0, delivered: 0, retried: 0, deadLettered: {}, filtered: 0, filteredBy: {}, batches: 0, failedSends: 0, held: 0,
   }
   readonly #init: DestinationQueueInit
   readonly #o: DeliveryOptions
