@@ -114,6 +114,25 @@ export function scanJson(value: unknown, maxDepth: number, where: string): numbe
   return scan(value, 0, maxDepth, where)
 }
 
+/**
+ * The same checks for a batch envelope's own fields, leaving out `skip` (the events,
+ * which are scanned one by one), so `{"__proto__": …, "batch": […]}` is refused too.
+ */
+export function scanEnvelope(envelope: Record<string, unknown>, maxDepth: number, skip: string): void {
+  for (const k in envelope) {
+    if (k === skip) continue
+    checkKey(k, envelope[k], '')
+    scan(envelope[k], 1, maxDepth, k)
+  }
+}
+
+function checkKey(k: string, child: unknown, where: string): void {
+  if (k === '__proto__') throw new HttpError('invalid_body', `${where || 'body'}: the key "__proto__" is not allowed`)
+  if (k === 'constructor' && child !== null && typeof child === 'object' && Object.hasOwn(child, 'prototype')) {
+    throw new HttpError('invalid_body', `${where || 'body'}: the key "constructor.prototype" is not allowed`)
+  }
+}
+
 function scan(v: unknown, depth: number, maxDepth: number, where: string): number {
   switch (typeof v) {
     case 'string':
@@ -132,11 +151,8 @@ function scan(v: unknown, depth: number, maxDepth: number, where: string): numbe
       }
       let n = 2
       for (const k in v) {
-        if (k === '__proto__') throw new HttpError('invalid_body', `${where || 'body'}: the key "__proto__" is not allowed`)
         const child = (v as Record<string, unknown>)[k]
-        if (k === 'constructor' && child !== null && typeof child === 'object' && Object.hasOwn(child, 'prototype')) {
-          throw new HttpError('invalid_body', `${where || 'body'}: the key "constructor.prototype" is not allowed`)
-        }
+        checkKey(k, child, where)
         n += k.length + 4 + scan(child, depth + 1, maxDepth, where)
       }
       return n

@@ -10,7 +10,7 @@ import type { Logger } from '../logger.js'
 import { normalizeEvent } from '../normalize/normalize.js'
 import type { EventType, FirstpartyEvent } from '../normalize/schema.js'
 import type { SourceDefinition } from '../plugin.js'
-import { checkContentType, parseJson, readBody, scanJson, type BodyLimits } from './body.js'
+import { checkContentType, parseJson, readBody, scanEnvelope, scanJson, type BodyLimits } from './body.js'
 import type { IpResolver } from './client-ip.js'
 import { answerPreflight, setCorsHeaders, type OriginMatcher } from './cors.js'
 import type { TokenBucket } from './rate-limit.js'
@@ -254,7 +254,10 @@ export function createHttpHandler(core: IntakeCore) {
     if (pre) {
       const buf = toBuffer(pre.body)
       body = buf ? parseJson(buf) : pre.body
-      bodyBytes = buf ? buf.length : Number(req.headers['content-length']) || scanJson(body, l.maxDepth, '')
+      // Content-Length is the wire size: for a body the host inflated, measure what it parsed.
+      const encoding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase()
+      const wire = encoding === 'identity' || encoding === '' ? Number(req.headers['content-length']) : NaN
+      bodyBytes = buf ? buf.length : wire || scanJson(body, l.maxDepth, '')
       if (bodyBytes > l.maxRequestBytes) throw new HttpError('request_too_large', `the body is ${bodyBytes} bytes; the limit is ${l.maxRequestBytes}`)
     } else {
       const buf = await readBody(req, l.maxRequestBytes)
@@ -304,6 +307,7 @@ export function createHttpHandler(core: IntakeCore) {
       const batch = envelope.batch
       if (!Array.isArray(batch)) throw new HttpError('invalid_body', 'batch: must be an array of events')
       if (batch.length === 0) throw new HttpError('invalid_body', 'batch: is empty; send at least one event')
+      scanEnvelope(envelope, l.maxDepth, 'batch')
       takeTokens(src, batch.length)
       prepared = prepare(batch, { sentAt: envelope.sentAt, ip, single: false, bodyBytes })
     }
@@ -333,6 +337,7 @@ export function createHttpHandler(core: IntakeCore) {
       return true
     }
     if (core.closing()) {
+      core.rejected('shutting_down')
       sendError(res, new HttpError('shutting_down', 'the router is closing; retry shortly', { 'Retry-After': '5' }))
       onDone?.()
       return true

@@ -13,14 +13,18 @@ export class TokenBucket {
     this.#last = now
   }
 
-  /** Take `n` tokens; returns 0 when granted, else the milliseconds until they would be. */
+  /**
+   * Take `n` tokens; returns 0 when granted, else the milliseconds until they would be.
+   * A batch larger than `burst` could never be granted and its client would retry it
+   * forever, so a full bucket grants it and goes into debt, repaid at `rate`.
+   */
   take(n: number, now = Date.now()): number {
     this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#last) / 1000) * this.rate)
     this.#last = now
-    if (n <= this.#tokens) {
+    if (n <= this.#tokens || (n > this.burst && this.#tokens >= this.burst)) {
       this.#tokens -= n
       return 0
     }
-    return Math.ceil(((n - this.#tokens) / this.rate) * 1000)
+    return Math.ceil(((Math.min(n, this.burst) - this.#tokens) / this.rate) * 1000)
   }
 }

@@ -94,7 +94,8 @@ export function normalizeEvent(raw: unknown, input: NormalizeInput): FirstpartyE
   const original = parseTime(ev.originalTimestamp, fieldName(where, '/originalTimestamp')) ??
     parseTime(ev.timestamp, fieldName(where, '/timestamp'))
   const sentRaw = ev.sentAt ?? input.sentAt
-  const sent = parseTime(sentRaw, fieldName(where, ev.sentAt !== undefined ? '/sentAt' : 'sentAt'))
+  // An envelope's sentAt is named as such, not as a field of this event.
+  const sent = parseTime(sentRaw, ev.sentAt !== undefined ? fieldName(where, '/sentAt') : 'sentAt')
   // Segment's clock-skew correction: the client's clock may be off, but the time
   // between the event and the send is measured on that same clock.
   const timestamp = original !== undefined && sent !== undefined ? received - (sent - original) : original ?? received
