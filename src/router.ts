@@ -20,7 +20,7 @@ import { originMatcher } from './intake/cors.js'
 import { createHttpHandler, sendError, type IntakeMeta, type SourceRuntime } from './intake/http.js'
 import { TokenBucket } from './intake/rate-limit.js'
 import { childLogger, createLogger, type Logger } from './logger.js'
-import { normalizeEvent } from './normalize/normalize.js'
+import { normalizeEvent, toJsonData } from './normalize/normalize.js'
 import type { EventType, FirstpartyEvent } from './normalize/schema.js'
 import type { ConsentRequirement, DestinationDefinition, SourceDefinition } from './plugin.js'
 import { createPolicyRuntime, type DestinationPolicy, type PolicyTrace } from './policy/runtime.js'
@@ -354,8 +354,8 @@ export function createRouter(options: RouterOptions = {}): Router {
     return async (event: ServerEvent): Promise<{ messageId: string }> => {
       if (closing) throw new HttpError('shutting_down', 'the router is closed; no new events are accepted')
       if (event === null || typeof event !== 'object') throw new HttpError('invalid_event', `${type}: the event must be an object`)
-      // Callers keep their object; the router owns its copy.
-      const copy = structuredClone(event) as Record<string, unknown>
+      // Callers keep their object; the router owns a plain-JSON copy.
+      const copy = toJsonData(event, '') as Record<string, unknown>
       const size = scanJson(copy, limits.maxDepth, type)
       if (size > limits.maxEventBytes) throw new HttpError('event_too_large', `${type}: the event is about ${size} bytes; the limit is ${limits.maxEventBytes}`)
       const ev = normalizeEvent(copy, { type, receivedAt: new Date(), where: '' })
@@ -378,7 +378,7 @@ export function createRouter(options: RouterOptions = {}): Router {
     },
     express() {
       return (req, res, next) => {
-        if (!collector(req, res)) next()
+        if (!collector(req, res, undefined, true)) next()
       }
     },
     flush() {
@@ -417,7 +417,7 @@ export function createRouter(options: RouterOptions = {}): Router {
       }
     },
     evaluate(event, opts = {}) {
-      const copy = structuredClone(event) as Record<string, unknown>
+      const copy = toJsonData(event, '') as Record<string, unknown>
       scanJson(copy, limits.maxDepth, 'event')
       const type = opts.type ?? (typeof copy.type === 'string' ? (copy.type as EventType) : undefined)
       const input: Parameters<typeof normalizeEvent>[1] = { receivedAt: new Date(), where: '' }

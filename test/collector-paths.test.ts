@@ -218,12 +218,21 @@ for (const kind of HOSTS) {
     t.equal(b!.context.ip, '198.51.100.8', 'trusted list → right-most untrusted hop, a spoofed left-most entry ignored')
   })
 
-  t.test(`${kind}: wrong method on a collector path is a JSON 405`, async (t) => {
-    const c = await startCollector(t, kind)
-    const res = await send(`${c.url}/v1/track`)
-    t.equal(res.status, 405)
-    t.equal(res.json.code, 'method_not_allowed')
-  })
+  if (kind === 'http') {
+    t.test(`${kind}: wrong method on a collector path is a JSON 405`, async (t) => {
+      const c = await startCollector(t, kind)
+      const res = await send(`${c.url}/v1/track`)
+      t.equal(res.status, 405)
+      t.equal(res.json.code, 'method_not_allowed')
+    })
+  } else {
+    t.test(`${kind}: a method the collector does not serve falls through to the host app`, async (t) => {
+      const c = await startCollector(t, kind)
+      const res = await send(`${c.url}/v1/track`)
+      t.equal(res.status, 404, "Express's own 404")
+      t.same(res.json, { host: 'fallthrough' }, "the host app's next handler answered")
+    })
+  }
 }
 
 t.test('http: an unknown path is a JSON 404 from router.handler()', async (t) => {

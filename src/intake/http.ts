@@ -76,6 +76,13 @@ export function matchRoute(pathname: string): Route | undefined {
   return undefined
 }
 
+/** Whether the collector answers this method on this route (OPTIONS: only a CORS preflight). */
+function servesMethod(route: Route, method: string): boolean {
+  if (method === 'OPTIONS') return true
+  if (route.kind === 'pixel' || route.kind === 'settings') return method === 'GET' || method === 'HEAD'
+  return method === 'POST'
+}
+
 // A transparent 1×1 GIF.
 const GIF = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64')
 const OK = Buffer.from('{"success":true}')
@@ -181,7 +188,8 @@ export function createHttpHandler(core: IntakeCore) {
 
   function checkOrigin(req: IncomingMessage, src: SourceRuntime): void {
     const origin = req.headers.origin
-    if (typeof origin === 'string' && origin !== 'null' && !src.origin(origin)) {
+    // `Origin: null` (sandboxed frames, file://) must be listed like any other origin.
+    if (typeof origin === 'string' && !src.origin(origin)) {
       throw new HttpError('origin_not_allowed', `origin ${origin.slice(0, 200)} is not in allowedOrigins of source "${src.name}"`)
     }
   }
@@ -224,7 +232,7 @@ export function createHttpHandler(core: IntakeCore) {
   async function handle(req: IncomingMessage, res: ServerResponse, route: Route, url: URL): Promise<void> {
     const method = req.method ?? 'GET'
     const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined
-    if (origin && origin !== 'null' && core.originAllowed(origin)) setCorsHeaders(res, origin)
+    if (origin && core.originAllowed(origin)) setCorsHeaders(res, origin)
 
     if (route.kind === 'settings') {
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError('method_not_allowed', 'use GET for the settings endpoint')
@@ -235,10 +243,13 @@ export function createHttpHandler(core: IntakeCore) {
     if (route.kind === 'pixel') {
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError('method_not_allowed', 'the pixel endpoint answers GET')
       const src = findSource(url.searchParams.get('writeKey') ?? basicKey(req))
-      takeTokens(src, 1)
-      const ev = queryToEvent(url.searchParams)
-      const { events, sizes } = prepare([ev], { type: route.type, ip: core.resolveIp(req), single: true, bodyBytes: Infinity })
-      await core.accept(events, sizes, { source: src.name, gpc: req.headers['sec-gpc'] === '1' })
+      // HEAD is what link checkers and prefetchers send: answer it, record nothing.
+      if (method === 'GET') {
+        takeTokens(src, 1)
+        const ev = queryToEvent(url.searchParams)
+        const { events, sizes } = prepare([ev], { type: route.type, ip: core.resolveIp(req), single: true, bodyBytes: Infinity })
+        await core.accept(events, sizes, { source: src.name, gpc: req.headers['sec-gpc'] === '1' })
+      }
       res.statusCode = 200
       res.setHeader('Content-Type', 'image/gif')
       res.setHeader('Content-Length', GIF.length)
@@ -319,10 +330,15 @@ export function createHttpHandler(core: IntakeCore) {
    * Handle a request. Returns false (without touching `res`) when the path is not one
    * of the collector's, so a host framework can pass it on.
    */
-  return function collector(req: IncomingMessage, res: ServerResponse, onDone?: (err?: unknown) => void): boolean {
+  /**
+   * `fallthrough` (Express): a request the collector would only refuse for its method —
+   * a host's own `GET /track` under a root mount — is left to the host's routes.
+   */
+  return function collector(req: IncomingMessage, res: ServerResponse, onDone?: (err?: unknown) => void, fallthrough = false): boolean {
     const url = new URL(req.url ?? '/', 'http://x')
     const route = matchRoute(url.pathname)
     if (!route) return false
+    if (fallthrough && !servesMethod(route, req.method ?? 'GET')) return false
     core.count('requests')
     const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined
     if (req.method === 'OPTIONS') {

@@ -65,6 +65,8 @@ export function normalizeEvent(raw: unknown, input: NormalizeInput): FirstpartyE
   }
   const type = ev.type as EventType
 
+  // Clients that have no id yet send null; that is "missing", not a bad id.
+  if (ev.messageId === null || ev.messageId === '') delete ev.messageId
   // Backend callers pass Date objects; the wire carries strings.
   for (const k of ['timestamp', 'originalTimestamp', 'sentAt'] as const) {
     const v = ev[k]
@@ -108,4 +110,46 @@ export function normalizeEvent(raw: unknown, input: NormalizeInput): FirstpartyE
   if (!context) ev.context = context = {}
   if (input.ip && (context.ip === undefined || context.ip === null || context.ip === '')) context.ip = input.ip
   return ev as FirstpartyEvent
+}
+
+/**
+ * Copy an event passed by backend code into plain JSON data: Dates become ISO strings,
+ * `undefined` properties are left out, and what JSON cannot carry (functions, symbols,
+ * BigInt, cycles) is refused with the field's name — the caller keeps its object.
+ */
+export function toJsonData(value: unknown, where: string, depth = 0, seen = new Set<object>()): unknown {
+  const name = where || 'event'
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value
+    case 'number':
+      if (!Number.isFinite(value)) throw new HttpError('invalid_event', `${name}: ${value} is not a JSON number`)
+      return value
+    case 'undefined':
+      return undefined
+    case 'object': {
+      if (value === null) return null
+      if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'invalid' : value.toISOString()
+      if (depth > 64) throw new HttpError('too_deep', `${name}: nests deeper than 64 levels`)
+      if (seen.has(value)) throw new HttpError('invalid_event', `${name}: refers back to itself (a cycle)`)
+      seen.add(value)
+      let out: unknown
+      if (Array.isArray(value)) {
+        out = value.map((v, i) => toJsonData(v, `${name}[${i}]`, depth + 1, seen) ?? null)
+      } else {
+        const o: Record<string, unknown> = {}
+        for (const k of Object.keys(value)) {
+          if (k === '__proto__') throw new HttpError('invalid_body', `${name}: the key "__proto__" is not allowed`)
+          const v = toJsonData((value as Record<string, unknown>)[k], where ? `${where}.${k}` : k, depth + 1, seen)
+          if (v !== undefined) o[k] = v
+        }
+        out = o
+      }
+      seen.delete(value)
+      return out
+    }
+    default:
+      throw new HttpError('invalid_event', `${name}: a ${typeof value} cannot be sent as JSON`)
+  }
 }
