@@ -98,7 +98,8 @@ t.test('validation names the field, nested and in a batch', async (t) => {
   t.match(failure(() => norm({ type: 'page', userId: 'u', name: 5 })), { message: /^name: / })
   t.match(failure(() => norm({ type: 'group', userId: 'u', groupId: { id: 1 } })), { message: /^groupId: / })
   t.match(failure(() => norm({ type: 'alias', userId: 'u' })), { message: 'previousId: is required' })
-  t.match(failure(() => norm({ type: 'track', event: 'E', userId: 'u', messageId: '' })), { message: /^messageId: / })
+  t.match(failure(() => norm({ type: 'track', event: 'E', userId: 'u', messageId: 5 })), { message: /^messageId: / })
+  t.match(norm({ type: 'track', event: 'E', userId: 'u', messageId: '' }).messageId, /^[0-9a-f-]{36}$/, 'an empty messageId is missing: one is generated')
 })
 
 t.test('extra fields are kept, known ones completed in place', async (t) => {

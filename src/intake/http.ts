@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { HttpError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { normalizeEvent } from '../normalize/normalize.js'
+import { normalizeEvent, toIso } from '../normalize/normalize.js'
 import type { EventType, FirstpartyEvent } from '../normalize/schema.js'
 import type { SourceDefinition } from '../plugin.js'
 import { checkContentType, parseJson, readBody, scanEnvelope, scanJson, type BodyLimits } from './body.js'
@@ -209,6 +209,7 @@ export function createHttpHandler(core: IntakeCore) {
       throw new HttpError('batch_too_large', `the batch holds ${items.length} events; the limit is ${l.maxBatchEvents}`)
     }
     const receivedAt = new Date()
+    const receivedAtIso = toIso(receivedAt.getTime())
     const events: FirstpartyEvent[] = []
     const sizes: number[] = []
     for (let i = 0; i < items.length; i++) {
@@ -219,7 +220,7 @@ export function createHttpHandler(core: IntakeCore) {
       if (size > l.maxEventBytes) {
         throw new HttpError('event_too_large', `${where || 'the event'} is about ${size} bytes; the limit per event is ${l.maxEventBytes}`)
       }
-      const input: Parameters<typeof normalizeEvent>[1] = { receivedAt, where }
+      const input: Parameters<typeof normalizeEvent>[1] = { receivedAt, receivedAtIso, where }
       if (opts.type) input.type = opts.type
       if (opts.sentAt !== undefined) input.sentAt = opts.sentAt
       if (opts.ip) input.ip = opts.ip

@@ -15,6 +15,8 @@ export interface NormalizeInput {
   sentAt?: unknown
   /** When the router received the request. */
   receivedAt: Date
+  /** `receivedAt` as ISO text, when the caller formatted it once for a whole batch. */
+  receivedAtIso?: string
   /** The client address found for the request (after trusted-proxy resolution). */
   ip?: string
   /** Where the event sits in the request, for error messages: `batch[3]`. */
@@ -27,14 +29,41 @@ function fieldName(where: string, instancePath: string): string {
   return (where ? where + '.' : '') + parts.join('.')
 }
 
-function parseTime(value: unknown, field: string): number | undefined {
+function parseTime(value: unknown, where: string, path: string): number | undefined {
   if (value === undefined || value === null || value === '') return undefined
   // Dates come as ISO strings from every client; backend callers may pass a Date.
   const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN
   if (Number.isNaN(ms)) {
-    throw new HttpError('invalid_event', `${field}: must be an ISO-8601 date-time string`)
+    throw new HttpError('invalid_event', `${path.startsWith('/') ? fieldName(where, path) : path}: must be an ISO-8601 date-time string`)
   }
   return ms
+}
+
+const DAY = 86_400_000
+let dayStart = NaN
+let dayPrefix = ''
+const pad = (n: number, w: number) => String(n).padStart(w, '0')
+
+/**
+ * `new Date(ms).toISOString()`, without the Date: four of them per event were most of
+ * normalization's time. The `YYYY-MM-DDT` prefix is cached for the current day; other
+ * days, and values outside years 0000–9999, go through Date.
+ */
+export function toIso(ms: number): string {
+  if (!Number.isInteger(ms) || ms < 0 || ms > 253_402_300_799_999) return new Date(ms).toISOString()
+  let d = ms - dayStart
+  if (!(d >= 0 && d < DAY)) {
+    const start = ms - (ms % DAY)
+    const prefix = new Date(start).toISOString().slice(0, 11)
+    // Only the day of "now" is worth keeping; an old originalTimestamp must not evict it.
+    if (Math.abs(ms - Date.now()) < DAY) {
+      dayStart = start
+      dayPrefix = prefix
+    }
+    d = ms - start
+    return prefix + pad(Math.floor(d / 3_600_000), 2) + ':' + pad(Math.floor(d / 60_000) % 60, 2) + ':' + pad(Math.floor(d / 1000) % 60, 2) + '.' + pad(d % 1000, 3) + 'Z'
+  }
+  return dayPrefix + pad(Math.floor(d / 3_600_000), 2) + ':' + pad(Math.floor(d / 60_000) % 60, 2) + ':' + pad(Math.floor(d / 1000) % 60, 2) + '.' + pad(d % 1000, 3) + 'Z'
 }
 
 function asId(value: unknown): string | null | undefined {
@@ -93,18 +122,21 @@ export function normalizeEvent(raw: unknown, input: NormalizeInput): FirstpartyE
   if (!ev.messageId) ev.messageId = randomUUID()
 
   const received = input.receivedAt.getTime()
-  const original = parseTime(ev.originalTimestamp, fieldName(where, '/originalTimestamp')) ??
-    parseTime(ev.timestamp, fieldName(where, '/timestamp'))
+  const original = parseTime(ev.originalTimestamp, where, '/originalTimestamp') ?? parseTime(ev.timestamp, where, '/timestamp')
   const sentRaw = ev.sentAt ?? input.sentAt
   // An envelope's sentAt is named as such, not as a field of this event.
-  const sent = parseTime(sentRaw, ev.sentAt !== undefined ? fieldName(where, '/sentAt') : 'sentAt')
+  const sent = parseTime(sentRaw, where, ev.sentAt !== undefined ? '/sentAt' : 'sentAt')
   // Segment's clock-skew correction: the client's clock may be off, but the time
   // between the event and the send is measured on that same clock.
   const timestamp = original !== undefined && sent !== undefined ? received - (sent - original) : original ?? received
-  ev.receivedAt = input.receivedAt.toISOString()
-  ev.originalTimestamp = new Date(original ?? received).toISOString()
-  if (sent !== undefined) ev.sentAt = new Date(sent).toISOString()
-  ev.timestamp = new Date(timestamp).toISOString()
+  if (Math.abs(timestamp) > 8.64e15) {
+    throw new HttpError('invalid_event', `${where || 'event'}: sentAt and originalTimestamp put the event outside the representable dates`)
+  }
+  const receivedIso = input.receivedAtIso ?? toIso(received)
+  ev.receivedAt = receivedIso
+  ev.originalTimestamp = original === undefined ? receivedIso : toIso(original)
+  if (sent !== undefined) ev.sentAt = toIso(sent)
+  ev.timestamp = timestamp === received ? receivedIso : toIso(timestamp)
 
   let context = ev.context as Record<string, unknown> | undefined
   if (!context) ev.context = context = {}
