@@ -281,8 +281,9 @@ export function createRouter(options: RouterOptions = {}): Router {
     tracing: boolean,
     onDestination: (q: DestinationQueue, verdict: { event: FirstpartyEvent } | { reason: 'integrations' | 'disabled' | 'consent' | 'policy' }, trace: PolicyTrace | undefined) => void,
     sourceTrace?: PolicyTrace,
+    count = true,
   ): boolean {
-    const src = policy.source.run(ev as Record<string, unknown>, sourceTrace)
+    const src = policy.source.run(ev as Record<string, unknown>, sourceTrace, count)
     if (sourceTrace && events.listenerCount('policy') > 0) events.emit('policy', sourceTrace)
     if (src.drop) return false
     const consent = policy.readConsent(ev as Record<string, unknown>)
@@ -297,7 +298,7 @@ export function createRouter(options: RouterOptions = {}): Router {
         continue
       }
       const trace = tracing ? newTrace('destination', q.name) : undefined
-      const v = policy.forDestination(ev as Record<string, unknown>, consent, queuePolicy.get(q)!, trace)
+      const v = policy.forDestination(ev as Record<string, unknown>, consent, queuePolicy.get(q)!, trace, count)
       if (trace && events.listenerCount('policy') > 0) events.emit('policy', trace)
       onDestination(q, v.ok ? { event: v.event as FirstpartyEvent } : { reason: v.reason }, trace)
     }
@@ -431,7 +432,7 @@ export function createRouter(options: RouterOptions = {}): Router {
         result.destinations[q.name] = 'reason' in verdict
           ? { delivered: false, reason: verdict.reason, trace: t }
           : { delivered: true, event: verdict.event === ev ? structuredClone(ev) : verdict.event, trace: t }
-      }, sourceTrace)
+      }, sourceTrace, false)
       return result
     },
     deadLetters: {

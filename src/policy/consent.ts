@@ -37,7 +37,11 @@ export interface ConsentOptions {
 export const DEFAULT_GPC_CATEGORIES = ['advertising', 'sale', 'sharing']
 
 export interface EventConsent {
-  /** The event carries some consent information (a CMP's answer or GPC). */
+  /**
+   * The event carries a consent manager's answer (Segment or RudderStack). GPC alone
+   * does not count: it speaks only for its own categories, so the others still follow
+   * the `missing` option.
+   */
   known: boolean
   granted: ReadonlySet<string>
   denied: ReadonlySet<string>
@@ -76,10 +80,7 @@ export function readConsent(event: { context?: unknown }, gpcCategories: readonl
     else if (cm.resolutionStrategy === 'or') strategy = 'any'
   }
   const gpc = context?.gpc === true
-  if (gpc) {
-    known = true
-    for (const c of gpcCategories) denied.add(c)
-  }
+  if (gpc) for (const c of gpcCategories) denied.add(c)
   for (const d of denied) granted.delete(d)
   return { known, granted, denied, strategy, gpc }
 }

@@ -65,7 +65,8 @@ type Step = (event: Record<string, unknown>, trace: PolicyTrace | undefined, out
 export interface CompiledPolicies {
   readonly rules: ReadonlyArray<{ name: string; stats: RuleStats }>
   /** Apply to `event` in place. Returns whether to drop it and which destinations to skip. */
-  run(event: Record<string, unknown>, trace?: PolicyTrace): { drop: boolean; disabled: Set<string> }
+  /** `count: false` for dry runs (`router.evaluate`): the rule counters stay as they are. */
+  run(event: Record<string, unknown>, trace?: PolicyTrace, count?: boolean): { drop: boolean; disabled: Set<string> }
 }
 
 /** Fields every event keeps through an allow-list: without them it is not an event. */
@@ -134,15 +135,16 @@ function allowOnly(event: Record<string, unknown>, allowed: CompiledPath[]): str
 }
 
 function compileAction(action: unknown, where: string, ruleName: string, compiler: Compiler, scope: 'source' | 'destination'): Step {
-  if (action === 'drop' || (action !== null && typeof action === 'object' && (action as { drop?: unknown }).drop === true)) {
-    return (_e, trace, out) => {
-      out.drop = true
-      if (trace) trace.droppedBy = ruleName
-    }
+  const drop: Step = (_e, trace, out) => {
+    out.drop = true
+    if (trace) trace.droppedBy = ruleName
   }
+  if (action === 'drop') return drop
   if (action === null || typeof action !== 'object' || Array.isArray(action)) fail(where, 'an action must be "drop" or an object like { redact: [paths] }')
   const keys = Object.keys(action)
+  // Checked before `{ drop: true }`: `{ drop: true, redact: [...] }` is a mistake to report, not a drop.
   if (keys.length !== 1) fail(where, `an action has exactly one key (drop, allow, redact, hash, mask, set, default, disable); got ${keys.join(', ') || 'none'}`)
+  if ((action as { drop?: unknown }).drop === true) return drop
   const kind = keys[0]!
   const arg = (action as Record<string, unknown>)[kind]
   const at = `${where}/${kind}`
@@ -264,10 +266,11 @@ export function compilePolicies(rules: unknown, where: string, compiler: Compile
   })
   return {
     rules: compiled.map((c) => ({ name: c.name, stats: c.stats })),
-    run(event, trace) {
+    run(event, trace, count = true) {
+      const noop: RuleStats = { evaluated: 0, fired: 0, dropped: 0, errors: 0 }
       const out = { drop: false, disabled: new Set<string>() }
       for (const r of compiled) {
-        r.stats.evaluated++
+        (count ? r.stats : noop).evaluated++
         if (r.when) {
           let hit: unknown
           try {
@@ -275,17 +278,17 @@ export function compilePolicies(rules: unknown, where: string, compiler: Compile
           } catch {
             // A rule that throws on this event (a user operation, say) does not fire;
             // counted, so a broken rule shows in stats instead of in lost events.
-            r.stats.errors++
+            (count ? r.stats : noop).errors++
             continue
           }
           if (!truthy(hit)) continue
         }
-        r.stats.fired++
+        (count ? r.stats : noop).fired++
         trace?.fired.push(r.name)
         for (const step of r.steps) {
           step(event, trace, out)
           if (out.drop) {
-            r.stats.dropped++
+            (count ? r.stats : noop).dropped++
             return out
           }
         }

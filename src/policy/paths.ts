@@ -60,6 +60,8 @@ export function compilePath(source: string): CompiledPath {
         segments.push({ kind: 'key', key })
       } else throw new PathError(source, `"[${inner}]" must be [*], [number] or ["key"]`)
       i = end + 1
+      // `a[0]b` is a typo for `a[0].b`, not a path: say so rather than guess.
+      if (i < source.length && source[i] !== '.' && source[i] !== '[') throw new PathError(source, `expected "." or "[" after "]" at character ${i + 1}`)
       continue
     }
     let j = i
@@ -105,6 +107,17 @@ export function visitPath(
   visit: (parent: Container, key: string, at: string) => void,
   maxDepth = 32,
 ): void {
+  // Two `**` in one path (`**.**.x`) reach some places along several routes; each
+  // place is visited once, or a delete would splice the wrong array item.
+  const seen = path.segments.filter((s) => s.kind === 'deep').length > 1 ? new Map<Container, Set<string>>() : undefined
+  const once = (parent: Container, key: string): boolean => {
+    if (!seen) return true
+    let keys = seen.get(parent)
+    if (!keys) seen.set(parent, (keys = new Set()))
+    if (keys.has(key)) return false
+    keys.add(key)
+    return true
+  }
   const walk = (node: unknown, si: number, at: string, depth: number) => {
     if (!isContainer(node) || depth > maxDepth) return
     const seg = path.segments[si]!
@@ -113,8 +126,8 @@ export function visitPath(
       if (!Object.hasOwn(node, key)) return
       const child = (node as Record<string, unknown>)[key]
       const here = childPath(at, node, key)
-      if (last) visit(node, key, here)
-      else walk(child, si + 1, here, depth + 1)
+      if (!last) walk(child, si + 1, here, depth + 1)
+      else if (once(node, key)) visit(node, key, here)
     }
     switch (seg.kind) {
       case 'key':

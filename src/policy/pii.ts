@@ -65,32 +65,48 @@ export interface PiiFinding {
 // Fields of the event envelope that are identifiers or metadata, never scanned.
 const ENVELOPE = new Set(['type', 'event', 'messageId', 'timestamp', 'originalTimestamp', 'sentAt', 'receivedAt', 'version', 'channel', 'integrations', 'writeKey', 'userId', 'anonymousId', 'previousId', 'groupId'])
 
+/** A finding with the place it was found, for acting on it without re-parsing its path. */
+export interface PiiLocation extends PiiFinding {
+  parent: Record<string, unknown> | unknown[]
+  key: string
+}
+
 /** Every field of the event that holds personal data (depth-bounded). */
 export function detectPii(event: Record<string, unknown>, maxDepth = 16): PiiFinding[] {
-  const out: PiiFinding[] = []
-  const walk = (node: unknown, at: string, key: string, parentKey: string | undefined, depth: number) => {
+  return locatePii(event, maxDepth).map(({ path, class: c }) => ({ path, class: c }))
+}
+
+/**
+ * `detectPii` with each finding's parent and key, in document order. Keys are data
+ * (`""`, `"a.b"`, `"*"`), so the readable `path` is not safe to compile back into a
+ * path: act on `parent[key]` instead.
+ */
+export function locatePii(event: Record<string, unknown>, maxDepth = 16): PiiLocation[] {
+  const out: PiiLocation[] = []
+  // `key` is the field's name (an array item's is its array's); `own` is its key in `parent`.
+  const walk = (node: unknown, at: string, key: string, parentKey: string | undefined, depth: number, parent: Record<string, unknown> | unknown[], own: string) => {
     if (depth > maxDepth) return
     if (node !== null && typeof node === 'object') {
-      if (Array.isArray(node)) node.forEach((v, i) => walk(v, `${at}[${i}]`, key, parentKey, depth + 1))
+      if (Array.isArray(node)) node.forEach((v, i) => walk(v, `${at}[${i}]`, key, parentKey, depth + 1, node, String(i)))
       else {
         // Address objects (`traits.address.street`) are addresses whatever their keys.
         if (key === 'address') {
           for (const k of Object.keys(node)) {
             const v = (node as Record<string, unknown>)[k]
-            if (v !== null && typeof v !== 'object' && v !== '') out.push({ path: `${at}.${k}`, class: 'address' })
+            if (v !== null && typeof v !== 'object' && v !== '') out.push({ path: `${at}.${k}`, class: 'address', parent: node as Record<string, unknown>, key: k })
           }
           return
         }
-        for (const k of Object.keys(node)) walk((node as Record<string, unknown>)[k], at ? `${at}.${k}` : k, k, key, depth + 1)
+        for (const k of Object.keys(node)) walk((node as Record<string, unknown>)[k], at ? `${at}.${k}` : k, k, key, depth + 1, node as Record<string, unknown>, k)
       }
       return
     }
     const c = classify(key, node, parentKey)
-    if (c) out.push({ path: at, class: c })
+    if (c) out.push({ path: at, class: c, parent, key: own })
   }
   for (const k of Object.keys(event)) {
     if (ENVELOPE.has(k)) continue
-    walk(event[k], k, k, undefined, 0)
+    walk(event[k], k, k, undefined, 0, event, k)
   }
   return out
 }
@@ -112,7 +128,7 @@ export function normalizeForHash(value: unknown, as: PiiClass | 'auto' | 'text' 
   return s.toLowerCase()
 }
 
-const HEX64 = /^[a-f0-9]{64}$/
+const HEX64 = /^[a-fA-F0-9]{64}$/
 
 /** SHA-256 (hex) of the normalized value; a value that already is a SHA-256 hex digest is kept. */
 export function hashValue(value: unknown, as: PiiClass | 'auto' | 'text' = 'auto', key = ''): unknown {

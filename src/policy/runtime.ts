@@ -14,8 +14,8 @@ import type { ConsentRequirement } from '../plugin.js'
 import { consentAllows, DEFAULT_GPC_CATEGORIES, readConsent, type ConsentOptions, type EventConsent } from './consent.js'
 import { compilePolicies, type CompiledPolicies, type PolicyRule, type PolicyTrace } from './engine.js'
 import { createCompiler, createOperations, JsonLogicCompileError, type Compiler, type OperationFn, type OperationOptions } from './jsonlogic/index.js'
-import { compilePath, deleteAll, PathError, updateAll, type CompiledPath } from './paths.js'
-import { classify, detectPii, hashValue, PII_CLASSES, type PiiClass } from './pii.js'
+import { compilePath, deleteAll, PathError, type CompiledPath } from './paths.js'
+import { classify, detectPii, hashValue, locatePii, PII_CLASSES, type PiiClass } from './pii.js'
 
 export interface PiiOptions {
   /** What to do with detected personal data for destinations not in `allow`. */
@@ -55,7 +55,7 @@ export interface PolicyRuntime {
    * Decide and shape the event for one destination. `event` is the shared, post-source
    * event: it is copied before anything changes it.
    */
-  forDestination(event: Record<string, unknown>, consent: EventConsent, dp: DestinationPolicy, trace?: PolicyTrace): Verdict
+  forDestination(event: Record<string, unknown>, consent: EventConsent, dp: DestinationPolicy, trace?: PolicyTrace, count?: boolean): Verdict
 }
 
 function configFail(path: string, message: string): never {
@@ -117,32 +117,44 @@ export function createPolicyRuntime(options: PolicyOptions): PolicyRuntime {
         mutates: (compiled?.rules.length ?? 0) > 0 || fieldGates.length > 0 || sweeps,
       }
     },
-    forDestination(event, consent, dp, trace) {
+    forDestination(event, consent, dp, trace, count = true) {
       if (dp.consent && !consentAllows(consent, dp.consent.categories, dp.consent.mode ?? 'all', missing, gpcCategories)) {
         return { ok: false, reason: 'consent' }
       }
       if (!dp.mutates) return { ok: true, event }
       const copy = structuredClone(event)
       if (dp.policies) {
-        const out = dp.policies.run(copy, trace)
+        const out = dp.policies.run(copy, trace, count)
         if (out.drop) return { ok: false, reason: 'policy' }
       }
       for (const gate of fieldGates) {
-        if (consent.granted.has(gate.category) || (!consent.known && missing === 'allow')) continue
+        // `denied` first: GPC denies its categories even when `missing: 'allow'` lets the rest through.
+        if (!consent.denied.has(gate.category) && (consent.granted.has(gate.category) || (!consent.known && missing === 'allow'))) continue
         const removed = deleteAll(copy, gate.path)
         if (trace && removed.length) trace.actions.push({ rule: `consent:${gate.category}`, action: 'redact', paths: removed })
       }
       if (pii && !piiAllowed.has(dp.name)) {
-        const found = detectPii(copy).filter((f) => piiClasses.has(f.class))
+        // Acts on each finding's parent and key: a path rebuilt from keys that are data
+        // (`""`, `"a.b"`, `"*"`) would not compile, or would match other fields.
+        const found = locatePii(copy).filter((f) => piiClasses.has(f.class))
         if (found.length) {
           const touched: string[] = []
           // Backwards: removing `a[0]` must not shift `a[1]` before it is handled.
           for (const f of found.reverse()) {
-            const p = compilePath(f.path)
-            if (pii.action === 'redact') touched.push(...deleteAll(copy, p))
-            else touched.push(...updateAll(copy, p, (v) => hashValue(v, f.class)))
+            if (pii.action === 'redact') {
+              if (Array.isArray(f.parent)) f.parent.splice(Number(f.key), 1)
+              else delete f.parent[f.key]
+              touched.push(f.path)
+            } else {
+              const parent = f.parent as Record<string, unknown>
+              const after = hashValue(parent[f.key], f.class)
+              if (after !== parent[f.key]) {
+                parent[f.key] = after
+                touched.push(f.path)
+              }
+            }
           }
-          if (trace && touched.length) trace.actions.push({ rule: 'pii', action: pii.action, paths: touched })
+          if (trace && touched.length) trace.actions.push({ rule: 'pii', action: pii.action, paths: touched.reverse() })
         }
       }
       return { ok: true, event: copy }
