@@ -1,0 +1,1006 @@
+/**
+ * IR → JavaScript source → function.
+ *
+ * Safety comes from what this file can emit, not from `new Function`:
+ * - every value from a rule reaches the source only through `literal()`
+ *   (JSON.stringify for strings, with U+2028/U+2029 escaped; numbers formatted
+ *   here; anything else goes into the frozen constants array `K`);
+ * - identifiers are generated here (`t12`, `f3`, `k0`), never taken from a rule;
+ * - the function sees only its parameter, the frozen runtime `R` and `K`.
+ *
+ * Speed comes from static knowledge: var paths become inline own-property
+ * reads, truthiness checks disappear where the kind of a value is known,
+ * `and`/`or` in a condition become `&&`/`||`, `in` over a constant list
+ * becomes a chain of `===`, and array operators become plain loops.
+ */
+import { JsonLogicCompileError } from './errors.js';
+import { FORBIDDEN_SEGMENTS, sameScopeChildren, type Node } from './ir.js';
+import type { Operation, OperationFn, Operations } from './operations.js';
+import { isBuiltinPrototypeKey, runtime, type Runtime } from './runtime.js';
+
+/** What the generator knows statically about a value. */
+type Kind = 'boolean' | 'number' | 'string' | 'array' | 'null' | 'any';
+
+interface Expr {
+  /** A JavaScript expression, always safe to embed as an operand (parenthesised). */
+  readonly code: string;
+  readonly kind: Kind;
+  /** A literal or a local variable: cheap to repeat, already evaluated. */
+  readonly atom: boolean;
+  /** Evaluating it later, or not at all, is unobservable (no side effects). */
+  readonly pure: boolean;
+}
+
+interface Scope {
+  /** Variable holding the scope data, or null in a reduce body that never needs the pair object. */
+  readonly data: string | null;
+  /** Inside a reduce body: variables holding `current` and `accumulator`. */
+  readonly reduce?: { readonly current: string; readonly accumulator: string; readonly accumulatorKind: Kind };
+  /** Whether `data` may be null or undefined. */
+  readonly nullable: boolean;
+  /** Path (segments joined by NUL) → variable holding its own-read value, or undefined when absent. */
+  readonly cache?: Map<string, string>;
+}
+
+export interface GenerateOptions {
+  /**
+   * Check `Object.hasOwn` on every property read, instead of only where an
+   * inherited value is possible from a built-in prototype (see `#own`). Only
+   * matters for data holding class instances whose prototypes define
+   * data-like properties.
+   * @default false
+   */
+  strictOwnProperties?: boolean;
+}
+
+export interface GeneratedRule {
+  readonly source: string;
+  readonly fn: (data: unknown) => unknown;
+}
+
+const COMPARE: Record<string, (a: any, b: any) => boolean> = {
+  '==': (a, b) => a == b, // eslint-disable-line eqeqeq -- JSON-Logic's == is JavaScript's
+  '===': (a, b) => a === b,
+  '!=': (a, b) => a != b, // eslint-disable-line eqeqeq
+  '!==': (a, b) => a !== b,
+  '>': (a, b) => a > b,
+  '>=': (a, b) => a >= b,
+  '<': (a, b) => a < b,
+  '<=': (a, b) => a <= b,
+};
+
+const RUNTIME_NAMES = Object.keys(runtime) as (keyof Runtime)[];
+const PRIMITIVE_KINDS = new Set<Kind>(['boolean', 'number', 'string', 'null']);
+const MAX_INLINE_IN = 16;
+/** Longest and/or/if chain emitted as one nested expression; longer ones become flat statements. */
+const MAX_INLINE_CHAIN = 32;
+
+/** Text of a string literal that is valid JavaScript whatever the string holds. */
+function stringLiteral(value: string): string {
+  return JSON.stringify(value).replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+}
+
+function numberLiteral(value: number): string {
+  if (Number.isNaN(value)) return '(0/0)';
+  if (value === Infinity) return '(1/0)';
+  if (value === -Infinity) return '(-1/0)';
+  if (Object.is(value, -0)) return '(-0)';
+  // String(number) only yields digits, '.', 'e', '+', '-'.
+  return value < 0 ? `(${String(value)})` : String(value);
+}
+
+function union(kinds: readonly Kind[]): Kind {
+  const first = kinds[0] ?? 'any';
+  return kinds.every((k) => k === first) ? first : 'any';
+}
+
+class Generator {
+  readonly #ops: Operations;
+  readonly #consts: unknown[] = [];
+  readonly #constNames = new Map<unknown, string>();
+  readonly #prologue: string[] = [];
+  readonly #temps: string[] = [];
+  readonly #pure = new WeakMap<Node, boolean>();
+  readonly #strictOwn: boolean;
+  #out: string[] = [];
+  #usesVar = false;
+
+  constructor(ops: Operations, options: GenerateOptions = {}) {
+    this.#ops = ops;
+    this.#strictOwn = options.strictOwnProperties ?? false;
+  }
+
+  generate(root: Node): GeneratedRule {
+    const scope: Scope = { data: 'd', nullable: true, cache: new Map() };
+    this.#prepareScope(root, scope);
+    const result = this.value(root, scope);
+    const body = this.#out;
+    const locals = [...this.#temps];
+    if (this.#usesVar) locals.push('vp', 'vv');
+    const source = [
+      '"use strict";',
+      `const { ${RUNTIME_NAMES.join(', ')} } = R;`,
+      ...this.#prologue,
+      'return function compiledRule(d) {',
+      ...(locals.length ? [`  let ${locals.join(', ')};`] : []),
+      ...body.map((line) => `  ${line}`),
+      `  return ${result.code};`,
+      '};',
+    ].join('\n');
+    // eslint-disable-next-line no-new-func -- the point of this module; see the file comment.
+    const factory = new Function('R', 'K', source) as (r: Runtime, k: readonly unknown[]) => (data: unknown) => unknown;
+    return { source, fn: factory(runtime, Object.freeze(this.#consts.slice())) };
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  #temp(): string {
+    const name = `t${this.#temps.length}`;
+    this.#temps.push(name);
+    return name;
+  }
+
+  #constant(value: unknown, prefix = 'k'): string {
+    let name = this.#constNames.get(value);
+    if (name === undefined) {
+      name = `${prefix}${this.#consts.length}`;
+      this.#prologue.push(`const ${name} = K[${this.#consts.length}];`);
+      this.#consts.push(value);
+      this.#constNames.set(value, name);
+    }
+    return name;
+  }
+
+  #capture<T>(fn: () => T): { stmts: string[]; result: T } {
+    const saved = this.#out;
+    this.#out = [];
+    try {
+      const result = fn();
+      return { stmts: this.#out, result };
+    } finally {
+      this.#out = saved;
+    }
+  }
+
+  #emit(...lines: string[]): void {
+    this.#out.push(...lines);
+  }
+
+  #indent(lines: readonly string[]): string[] {
+    return lines.map((l) => `  ${l}`);
+  }
+
+  isPure(node: Node): boolean {
+    let pure = this.#pure.get(node);
+    if (pure === undefined) {
+      pure = this.#computePure(node);
+      this.#pure.set(node, pure);
+    }
+    return pure;
+  }
+
+  #computePure(node: Node): boolean {
+    switch (node.type) {
+      case 'literal':
+      case 'data':
+        return true;
+      case 'var':
+        return node.fallback === null || this.isPure(node.fallback);
+      case 'dynamic_var':
+        return this.isPure(node.path) && (node.fallback === null || this.isPure(node.fallback));
+      case 'array':
+        return node.items.every((n) => this.isPure(n));
+      case 'if':
+        return node.branches.every((b) => this.isPure(b.test) && this.isPure(b.then)) &&
+          (node.otherwise === null || this.isPure(node.otherwise));
+      case 'and':
+      case 'or':
+      case 'compare':
+      case 'arith':
+      case 'missing':
+        return node.args.every((n) => this.isPure(n));
+      case 'call':
+        return (this.#ops.get(node.op)?.pure ?? false) && node.args.every((n) => this.isPure(n));
+      case 'not':
+        return this.isPure(node.arg);
+      case 'missing_some':
+        return this.isPure(node.need) && this.isPure(node.keys);
+      case 'iterate':
+        return this.isPure(node.source) && this.isPure(node.body);
+      case 'reduce':
+        return this.isPure(node.source) && this.isPure(node.body) &&
+          (node.initial === null || this.isPure(node.initial));
+    }
+  }
+
+  /** Turns an expression into a variable (emitting the assignment now). */
+  #materialize(expr: Expr, variable = false): Expr {
+    if (expr.atom && (!variable || /^[A-Za-z_]\w*$/.test(expr.code))) return expr;
+    const t = this.#temp();
+    this.#emit(`${t} = ${expr.code};`);
+    return { code: t, kind: expr.kind, atom: true, pure: true };
+  }
+
+  /**
+   * Generates arguments left to right. When an argument needs statements,
+   * earlier arguments that are not yet evaluated (and could be observed) are
+   * stored first, so evaluation order stays json-logic-js's.
+   */
+  #args(nodes: readonly Node[], scope: Scope): Expr[] {
+    const out: Expr[] = [];
+    for (const node of nodes) {
+      const { stmts, result } = this.#capture(() => this.value(node, scope));
+      if (stmts.length > 0) {
+        for (let i = 0; i < out.length; i++) {
+          const e = out[i] as Expr;
+          if (!e.atom && !e.pure) out[i] = this.#materialize(e);
+        }
+        this.#emit(...stmts);
+      }
+      out.push(result);
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- truthiness
+
+  /** JavaScript whose JS truthiness equals the JSON-Logic truthiness of `expr`. */
+  #truthyOf(expr: Expr): string {
+    switch (expr.kind) {
+      case 'boolean':
+      case 'number':
+      case 'string':
+      case 'null':
+        return expr.code;
+      case 'array':
+        return `(${expr.code}.length !== 0)`;
+      case 'any': {
+        if (expr.atom && /^[A-Za-z_]\w*$/.test(expr.code)) {
+          return `(isArray(${expr.code}) ? ${expr.code}.length !== 0 : ${expr.code})`;
+        }
+        const t = this.#temp();
+        return `(isArray(${t} = ${expr.code}) ? ${t}.length !== 0 : ${t})`;
+      }
+    }
+  }
+
+  /** A condition for `node`: JS truthiness of the result equals its JSON-Logic truthiness. */
+  test(node: Node, scope: Scope): string {
+    switch (node.type) {
+      case 'literal':
+        return runtime.truthy(node.value) ? 'true' : 'false';
+      case 'not':
+        return node.negate ? `(!${this.test(node.arg, scope)})` : this.test(node.arg, scope);
+      case 'and':
+      case 'or':
+        return this.#testLogic(node.type, node.args, scope);
+      case 'var': {
+        const read = this.#staticRead(node, scope);
+        if (read === null) break;
+        const v = read.value;
+        return `(${read.conds} ? (isArray(${v}) ? ${v}.length !== 0 : ${v}) : ${runtime.truthy(read.fallback)})`;
+      }
+      case 'missing': {
+        const keys = this.#staticMissingKeys(node.args);
+        if (keys !== null && keys.length === 0) return 'false';
+        if (keys !== null) return `(${keys.map((k) => this.#isMissing(k, scope)).join(' || ')})`;
+        break;
+      }
+      case 'missing_some': {
+        const keysNode = node.keys;
+        const keys = keysNode.type === 'literal' && Array.isArray(keysNode.value) ? this.#staticMissingKeys([keysNode]) : null;
+        if (keys !== null && node.need.type === 'literal' && typeof node.need.value === 'number' && keys.length > 0) {
+          const need = node.need.value;
+          // Truthy iff some key is missing and fewer than `need` are present; the
+          // usual needs reduce to short-circuit chains.
+          if (need <= 0) return 'false';
+          if (need === 1) return `(${keys.map((k) => this.#isMissing(k, scope)).join(' && ')})`;
+          if (need >= keys.length) return `(${keys.map((k) => this.#isMissing(k, scope)).join(' || ')})`;
+          const t = this.#temp();
+          const count = keys.map((k) => `(${this.#isMissing(k, scope)} ? 1 : 0)`).join(' + ');
+          // Truthy iff some key is missing and fewer than `need` are present.
+          return `((${t} = ${count}) > 0 && ${keys.length} - ${t} < ${numberLiteral(node.need.value)})`;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    return this.#truthyOf(this.value(node, scope));
+  }
+
+  #testLogic(op: 'and' | 'or', args: readonly Node[], scope: Scope): string {
+    const parts = args.map((a) => this.#capture(() => this.test(a, scope)));
+    if (parts.length <= MAX_INLINE_CHAIN && parts.every((p) => p.stmts.length === 0)) {
+      return `(${parts.map((p) => p.result).join(op === 'and' ? ' && ' : ' || ')})`;
+    }
+    // A flat labelled block keeps the short circuit without nesting (deep
+    // nesting would overflow the JavaScript parser on long chains).
+    const r = this.#temp();
+    const label = `${r}_`;
+    const lines = [`${label}: {`];
+    parts.forEach((p, i) => {
+      lines.push(...this.#indent(p.stmts), `  ${r} = ${p.result} ? true : false;`);
+      if (i + 1 < parts.length) lines.push(`  if (${op === 'and' ? '!' : ''}${r}) break ${label};`);
+    });
+    lines.push('}');
+    this.#emit(...lines);
+    return r;
+  }
+
+  // ---------------------------------------------------------------- values
+
+  value(node: Node, scope: Scope): Expr {
+    switch (node.type) {
+      case 'literal':
+        return this.literal(node.value);
+      case 'array': {
+        const items = this.#args(node.items, scope);
+        return { code: `[${items.map((i) => i.code).join(', ')}]`, kind: 'array', atom: false, pure: items.every((i) => i.pure) };
+      }
+      case 'data':
+        return this.#scopeData(scope);
+      case 'var':
+        return this.#var(node.path, node.fallback, scope);
+      case 'dynamic_var': {
+        const [path, fallback] = this.#args(node.fallback ? [node.path, node.fallback] : [node.path], scope);
+        const data = this.#scopeData(scope);
+        return { code: `getVar(${data.code}, ${path!.code}, ${fallback ? fallback.code : 'null'})`, kind: 'any', atom: false, pure: this.isPure(node) };
+      }
+      case 'if':
+        return this.#if(node.branches, node.otherwise, scope);
+      case 'and':
+      case 'or':
+        return this.#logic(node.type, node.args, scope);
+      case 'not': {
+        const t = this.test(node.arg, scope);
+        return { code: node.negate ? `(!${t})` : `(!!${t})`, kind: 'boolean', atom: false, pure: this.isPure(node) };
+      }
+      case 'compare':
+        return this.#compare(node.op, node.args, scope);
+      case 'arith':
+        return this.#arith(node.op, node.args, scope);
+      case 'call':
+        return this.#call(node.op, node.args, node.at ?? '', scope);
+      case 'missing':
+        return this.#missing(node.args, scope);
+      case 'missing_some': {
+        const [need, keys] = this.#args([node.need, node.keys], scope);
+        const data = this.#scopeData(scope);
+        return { code: `missingSome(${data.code}, ${need!.code}, ${keys!.code})`, kind: 'array', atom: false, pure: this.isPure(node) };
+      }
+      case 'iterate':
+        return this.#iterate(node.op, node.source, node.body, scope);
+      case 'reduce':
+        return this.#reduce(node.source, node.body, node.initial, scope);
+    }
+  }
+
+  literal(value: unknown): Expr {
+    const atom = (code: string, kind: Kind): Expr => ({ code, kind, atom: true, pure: true });
+    if (value === null) return atom('null', 'null');
+    if (value === undefined) return atom('(void 0)', 'any');
+    switch (typeof value) {
+      case 'boolean':
+        return atom(value ? 'true' : 'false', 'boolean');
+      case 'number':
+        return atom(numberLiteral(value), 'number');
+      case 'string':
+        return atom(stringLiteral(value), 'string');
+      default:
+        break;
+    }
+    if (Array.isArray(value)) {
+      // A fresh array on every evaluation, as json-logic-js builds one.
+      const items = value.map((v) => this.literal(v).code);
+      return { code: `[${items.join(', ')}]`, kind: 'array', atom: false, pure: true };
+    }
+    // Non-logic objects are deep-frozen constants (see lower.ts).
+    return atom(this.#constant(value), 'any');
+  }
+
+  #scopeData(scope: Scope): Expr {
+    if (scope.data === null) throw new Error('internal: reduce scope object was not materialised');
+    return { code: scope.data, kind: 'any', atom: true, pure: true };
+  }
+
+  /**
+   * Own-property check for a value already read from `parent[key]` (known to be
+   * neither undefined nor, for intermediate segments, null).
+   *
+   * Keys that a built-in prototype has (`toString`, `length`, `map` …) always
+   * go through `Object.hasOwn`. For any other key an inherited read can only
+   * come from a polluted built-in prototype (or from a host's own class
+   * instance), so the fast form checks the four prototypes data can reach
+   * (Array.prototype and String.prototype also cover Object.prototype) and
+   * falls back to `hasOwn` if one of them has the key. Those loads are from
+   * constant objects, and the optimiser folds them away. `strictOwn` uses
+   * `Object.hasOwn` on every read.
+   */
+  #own(parent: string, segment: string, key: string): string {
+    if (this.#strictOwn || isBuiltinPrototypeKey(segment)) return `hasOwn(${parent}, ${key})`;
+    return `(ArrayProto[${key}] === undefined && StringProto[${key}] === undefined && NumberProto[${key}] === undefined && BooleanProto[${key}] === undefined || hasOwn(${parent}, ${key}))`;
+  }
+
+  /**
+   * Inline read of a static path below `base`, as one expression:
+   * json-logic-js semantics (null/undefined stop the walk, a final null is
+   * returned, undefined means not found), own properties only.
+   */
+  #path(base: string, baseNullable: boolean, segments: readonly string[], fallback: Expr): Expr {
+    const { conds, value } = this.#pathConds(base, baseNullable, segments);
+    return { code: `(${conds} ? ${value} : ${fallback.code})`, kind: 'any', atom: false, pure: fallback.pure };
+  }
+
+  /** The condition "path found" (own properties only), after which `value` holds the value. */
+  #pathConds(base: string, baseNullable: boolean, segments: readonly string[]): { conds: string; value: string } {
+    if (segments.length === 0) return { conds: baseNullable ? `${base} !== undefined` : 'true', value: base };
+    this.#usesVar = true;
+    const conds: string[] = [`(vp = ${base}) != null`];
+    segments.forEach((segment, i) => {
+      const key = stringLiteral(segment);
+      const last = i === segments.length - 1;
+      const read = i === 0 ? `(vv = vp[${key}])` : `(vv = (vp = vv)[${key}])`;
+      conds.push(last ? `${read} !== undefined` : `${read} != null`);
+      conds.push(this.#own('vp', segment, key));
+    });
+    return { conds: `(${conds.join(' && ')})`, value: 'vv' };
+  }
+
+  /** How to read a static path in `scope`: a condition and the variable holding the value, or never found. */
+  #varParts(segments: readonly string[], scope: Scope): { conds: string; value: string } | null {
+    if (scope.reduce) {
+      const [first, ...rest] = segments;
+      if (first !== 'current' && first !== 'accumulator') return null; // the pair has no other own key
+      const base = first === 'current' ? scope.reduce.current : scope.reduce.accumulator;
+      return this.#pathConds(base, true, rest);
+    }
+    const { base, nullable, rest } = this.#cachedBase(segments, scope, false);
+    return this.#pathConds(base, nullable, rest);
+  }
+
+  /**
+   * A `var` node with a constant default, split into "found" condition, value
+   * variable and default value, so that an operation on it can be generated
+   * as `found ? op(value) : <op(default) computed now>` with no merge of types.
+   */
+  #staticRead(node: Node, scope: Scope): { conds: string; value: string; fallback: unknown } | null {
+    if (node.type !== 'var' || (node.fallback !== null && node.fallback.type !== 'literal')) return null;
+    const fallback = node.fallback === null ? null : (node.fallback as { value: unknown }).value;
+    if (fallback !== null && typeof fallback === 'object') return null;
+    const parts = this.#varParts(node.path, scope);
+    return parts === null ? { conds: 'false', value: 'vv', fallback } : { ...parts, fallback };
+  }
+
+  /**
+   * Reads path prefixes that several reads of this scope share once, at scope
+   * entry (reads are pure, so reading early is unobservable):
+   * `context.page.path` and `context.page.search` read `context.page` once.
+   */
+  #prepareScope(root: Node, scope: Scope): void {
+    if (scope.cache === undefined || scope.data === null || scope.reduce) return;
+    const counts = new Map<string, number>();
+    const note = (segments: readonly string[]) => {
+      for (let l = 1; l <= segments.length; l++) {
+        const key = segments.slice(0, l).join('\u0000');
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+    };
+    const visit = (node: Node): void => {
+      if (node.type === 'var') note(node.path);
+      if (node.type === 'missing' || node.type === 'missing_some') {
+        const keys = node.type === 'missing'
+          ? this.#staticMissingKeys(node.args)
+          : node.keys.type === 'literal' && Array.isArray(node.keys.value) ? this.#staticMissingKeys([node.keys]) : null;
+        for (const k of keys ?? []) {
+          const segments = String(k).split('.');
+          if (k !== '' && !segments.some((x) => FORBIDDEN_SEGMENTS.has(x))) note(segments);
+        }
+      }
+      for (const child of sameScopeChildren(node)) visit(child);
+    };
+    visit(root);
+    const shared = [...counts].filter(([, n]) => n >= 2).map(([k]) => k.split('\u0000'));
+    shared.sort((a, b) => a.length - b.length);
+    for (const segments of shared) {
+      const { base, nullable, rest } = this.#cachedBase(segments, scope, true);
+      const t = this.#temp();
+      const read = this.#path(base, nullable, rest, this.literal(undefined));
+      this.#emit(`${t} = ${read.code};`);
+      scope.cache.set(segments.join('\u0000'), t);
+    }
+  }
+
+  /** The longest cached prefix of `segments` (a proper prefix when `proper`). */
+  #cachedBase(segments: readonly string[], scope: Scope, proper: boolean): { base: string; nullable: boolean; rest: readonly string[] } {
+    for (let l = segments.length - (proper ? 1 : 0); l >= 1; l--) {
+      const t = scope.cache?.get(segments.slice(0, l).join('\u0000'));
+      if (t !== undefined) return { base: t, nullable: true, rest: segments.slice(l) };
+    }
+    return { base: scope.data as string, nullable: scope.nullable, rest: segments };
+  }
+
+  #var(segments: readonly string[], fallbackNode: Node | null, scope: Scope): Expr {
+    let fallback = fallbackNode ? this.value(fallbackNode, scope) : this.literal(null);
+    // json-logic-js evaluates the default first; keep that when it has effects.
+    // A pure default is only evaluated when the path is not found.
+    if (!fallback.pure) fallback = this.#materialize(fallback);
+    if (scope.reduce && segments.length === 1 && segments[0] === 'accumulator' && scope.reduce.accumulatorKind === 'number') {
+      return { code: scope.reduce.accumulator, kind: 'number', atom: true, pure: true };
+    }
+    const parts = this.#varParts(segments, scope);
+    if (parts === null) return fallback;
+    if (parts.conds === 'true') return { code: parts.value, kind: 'any', atom: true, pure: true };
+    return { code: `(${parts.conds} ? ${parts.value} : ${fallback.code})`, kind: 'any', atom: false, pure: fallback.pure };
+  }
+
+  #if(branches: readonly { test: Node; then: Node }[], otherwise: Node | null, scope: Scope): Expr {
+    const parts = branches.map((b) => ({
+      test: this.#capture(() => this.test(b.test, scope)),
+      then: this.#capture(() => this.value(b.then, scope)),
+    }));
+    const last = this.#capture(() => (otherwise ? this.value(otherwise, scope) : this.literal(null)));
+    const kind = union([...parts.map((p) => p.then.result.kind), last.result.kind]);
+    const pure = parts.every((p) => p.then.result.pure) && last.result.pure;
+    const simple = parts.length <= MAX_INLINE_CHAIN && last.stmts.length === 0 &&
+      parts.every((p) => p.test.stmts.length === 0 && p.then.stmts.length === 0);
+    if (simple) {
+      let code = last.result.code;
+      for (let i = parts.length - 1; i >= 0; i--) {
+        const p = parts[i]!;
+        code = `(${p.test.result} ? ${p.then.result.code} : ${code})`;
+      }
+      return { code, kind, atom: false, pure };
+    }
+    const r = this.#temp();
+    const label = `${r}_`;
+    const lines = [`${label}: {`];
+    for (const p of parts) {
+      lines.push(
+        ...this.#indent(p.test.stmts),
+        `  if (${p.test.result}) {`,
+        ...this.#indent(this.#indent([...p.then.stmts, `${r} = ${p.then.result.code};`, `break ${label};`])),
+        '  }',
+      );
+    }
+    lines.push(...this.#indent([...last.stmts, `${r} = ${last.result.code};`]), '}');
+    this.#emit(...lines);
+    return { code: r, kind, atom: true, pure: true };
+  }
+
+  #logic(op: 'and' | 'or', args: readonly Node[], scope: Scope): Expr {
+    const parts = args.map((a) => this.#capture(() => this.value(a, scope)));
+    const kind = union(parts.map((p) => p.result.kind));
+    const pure = parts.every((p) => p.result.pure);
+    if (parts.length <= MAX_INLINE_CHAIN && parts.every((p) => p.stmts.length === 0)) {
+      if (parts.slice(0, -1).every((p) => PRIMITIVE_KINDS.has(p.result.kind))) {
+        // Only the operands that are tested matter: without arrays, JSON-Logic
+        // truthiness is JavaScript's, so && and || are exact.
+        return { code: `(${parts.map((p) => p.result.code).join(op === 'and' ? ' && ' : ' || ')})`, kind, atom: false, pure };
+      }
+      const t = this.#temp();
+      let code = parts[parts.length - 1]!.result.code;
+      for (let i = parts.length - 2; i >= 0; i--) {
+        const p = parts[i]!.result;
+        const cond = this.#truthyOf({ code: `(${t} = ${p.code})`, kind: p.kind, atom: false, pure: p.pure });
+        code = op === 'and' ? `(${cond} ? ${code} : ${t})` : `(${cond} ? ${t} : ${code})`;
+      }
+      return { code, kind, atom: false, pure };
+    }
+    const r = this.#temp();
+    const label = `${r}_`;
+    const lines = [`${label}: {`];
+    parts.forEach((p, i) => {
+      lines.push(...this.#indent(p.stmts), `  ${r} = ${p.result.code};`);
+      if (i + 1 < parts.length) {
+        const cond = this.#truthyOf({ code: r, kind: p.result.kind, atom: true, pure: true });
+        lines.push(`  if (${op === 'and' ? `!${cond}` : cond}) break ${label};`);
+      }
+    });
+    lines.push('}');
+    this.#emit(...lines);
+    return { code: r, kind, atom: true, pure: true };
+  }
+
+  #compare(op: string, nodes: readonly Node[], scope: Scope): Expr {
+    if (nodes.length === 2) {
+      // var OP literal (either side): compare only when found, fold the default case now.
+      for (const side of [0, 1]) {
+        const other = nodes[1 - side]!;
+        if (other.type !== 'literal' || (other.value !== null && typeof other.value === 'object')) continue;
+        const read = this.#staticRead(nodes[side]!, scope);
+        if (read === null) continue;
+        const lit = this.literal(other.value).code;
+        const found = side === 0 ? `${read.value} ${op} ${lit}` : `${lit} ${op} ${read.value}`;
+        const absent = side === 0 ? COMPARE[op]!(read.fallback, other.value) : COMPARE[op]!(other.value, read.fallback);
+        return { code: `(${read.conds} ? ${found} : ${absent})`, kind: 'boolean', atom: false, pure: true };
+      }
+    }
+    const args = this.#args(nodes, scope);
+    const pure = args.every((a) => a.pure);
+    const [a, b, c] = args as [Expr, Expr, Expr | undefined];
+    if (c === undefined) {
+      return { code: `(${a.code} ${op} ${b.code})`, kind: 'boolean', atom: false, pure };
+    }
+    // Between: all three operands are evaluated first (json-logic-js maps them
+    // before calling), and an undefined third operand means a plain comparison.
+    const sideEffects = !a.pure || !b.pure || !c.pure;
+    const ta = sideEffects ? this.#temp() : null;
+    const tb = this.#temp();
+    const ea = ta ? `(${ta} = ${a.code})` : a.code;
+    const eb = `(${tb} = ${b.code})`;
+    if (c.kind !== 'any' && !sideEffects) {
+      return { code: `(${ea} ${op} ${eb} && ${tb} ${op} ${c.code})`, kind: 'boolean', atom: false, pure };
+    }
+    const tc = this.#temp();
+    const first = ta ?? this.#temp();
+    return {
+      code: `(${first} = ${a.code}, ${eb}, ${tc} = ${c.code}, ${tc} === undefined ? ${first} ${op} ${tb} : ${first} ${op} ${tb} && ${tb} ${op} ${tc})`,
+      kind: 'boolean',
+      atom: false,
+      pure,
+    };
+  }
+
+  #arith(op: string, nodes: readonly Node[], scope: Scope): Expr {
+    const args = this.#args(nodes, scope);
+    const pure = args.every((a) => a.pure);
+    const num = (code: string): Expr => ({ code, kind: 'number', atom: false, pure });
+    // A var with a constant default becomes `found ? toNumber(value) : <constant>`.
+    const reads = nodes.map((n) => (op === '+' || op === '*' ? this.#staticRead(n, scope) : null));
+    const numeric = (a: Expr, i: number): string => {
+      const read = reads[i];
+      if (read) {
+        const absent = runtime.toNumber(read.fallback);
+        return `(${read.conds} ? ${this.#toNumber(read.value)} : ${numberLiteral(absent)})`;
+      }
+      return this.#toNumber(a.code);
+    };
+    switch (op) {
+      case '+':
+        // json-logic-js: [].reduce((a, b) => parseFloat(a) + parseFloat(b), 0)
+        if (args.length === 0) return this.literal(0);
+        return num(`(0 + ${args.map((a, i) => (a.kind === 'number' ? a.code : numeric(a, i))).join(' + ')})`);
+      case '*':
+        // A single operand is returned as it is (reduce without initial value).
+        if (args.length === 1) return args[0]!;
+        {
+          // json-logic-js parseFloats the running product too (so -0 becomes 0 between steps).
+          const operand = (a: Expr) => (a.atom && a.kind === 'number' && /^[0-9]/.test(a.code) ? a.code : numeric(a, args.indexOf(a)));
+          let code = operand(args[0]!);
+          for (let i = 1; i < args.length; i++) {
+            code = `${i > 1 ? this.#toNumber(code) : code} * ${operand(args[i]!)}`;
+          }
+          return num(`(${code})`);
+        }
+      case '-': {
+        const [a, b] = args as [Expr, Expr | undefined];
+        if (b === undefined) return num(`(-${a.code})`);
+        if (b.kind !== 'any') return num(`(${a.code} - ${b.code})`);
+        const ta = this.#temp();
+        const tb = this.#temp();
+        return num(`(${ta} = ${a.code}, (${tb} = ${b.code}) === undefined ? -${ta} : ${ta} - ${tb})`);
+      }
+      case '/':
+      case '%':
+        return num(`(${args[0]!.code} ${op} ${args[1]!.code})`);
+      case 'min':
+      case 'max':
+        return num(`${op}(${args.map((a) => a.code).join(', ')})`);
+      default:
+        throw new Error(`internal: arithmetic ${op}`);
+    }
+  }
+
+  /** Inline `toText` (how Array.prototype.join converts one element). */
+  #toText(code: string): string {
+    const t = this.#temp();
+    return `((${t} = ${code}) == null ? "" : typeof ${t} === "string" ? ${t} : str(${t}))`;
+  }
+
+  /** Inline `toNumber` (parseFloat that also maps -0 to 0, as json-logic-js's `+`/`*`). */
+  #toNumber(code: string): string {
+    const t = this.#temp();
+    return `(typeof (${t} = ${code}) === "number" ? (${t} === 0 ? 0 : ${t}) : parseFloat(${t}))`;
+  }
+
+  #call(name: string, nodes: readonly Node[], at: string, scope: Scope): Expr {
+    const op = this.#ops.get(name) as Operation;
+    // Specialisations of the json-logic-js operations.
+    if (name === 'in' && op.fn === runtime.inOp) {
+      const haystack = nodes[1]!;
+      if (haystack.type === 'literal' && Array.isArray(haystack.value) && haystack.value.length <= MAX_INLINE_IN &&
+          haystack.value.every((v) => v === null || ['string', 'number', 'boolean'].includes(typeof v) && !Number.isNaN(v))) {
+        const read = this.#staticRead(nodes[0]!, scope);
+        if (read !== null && haystack.value.length > 0) {
+          const checks = haystack.value.map((v) => `${read.value} === ${this.literal(v).code}`);
+          return { code: `(${read.conds} ? (${checks.join(' || ')}) : ${haystack.value.includes(read.fallback as never)})`, kind: 'boolean', atom: false, pure: true };
+        }
+        const needle = this.value(nodes[0]!, scope);
+        if (haystack.value.length === 0) return { code: needle.pure ? 'false' : `(${needle.code}, false)`, kind: 'boolean', atom: false, pure: needle.pure };
+        const n = needle.atom ? needle.code : this.#temp();
+        const checks = haystack.value.map((v, i) =>
+          `${i === 0 && !needle.atom ? `(${n} = ${needle.code})` : n} === ${this.literal(v).code}`);
+        return { code: `(${checks.join(' || ')})`, kind: 'boolean', atom: false, pure: needle.pure };
+      }
+      if (haystack.type === 'literal' && Array.isArray(haystack.value)) {
+        const needle = this.value(nodes[0]!, scope);
+        const list = this.#constant(Object.freeze(haystack.value.slice()));
+        return { code: `(arrayIndexOf.call(${list}, ${needle.code}) !== -1)`, kind: 'boolean', atom: false, pure: needle.pure };
+      }
+      const needleNode = nodes[0]!;
+      const read = this.#staticRead(haystack, scope);
+      if (read !== null && needleNode.type === 'literal' && (needleNode.value === null || typeof needleNode.value !== 'object')) {
+        const n = this.literal(needleNode.value).code;
+        const h = read.value;
+        return {
+          code: `(${read.conds} ? (isArray(${h}) ? arrayIndexOf.call(${h}, ${n}) !== -1 : typeof ${h} === "string" && ${h} !== "" && stringIndexOf.call(${h}, ${n}) !== -1) : ${runtime.inOp(needleNode.value, read.fallback)})`,
+          kind: 'boolean',
+          atom: false,
+          pure: true,
+        };
+      }
+      // Dynamic haystack: the body of inOp, inlined so each rule keeps its own type feedback.
+      const [needle, hay] = this.#args(nodes, scope) as [Expr, Expr];
+      const n = needle.atom ? needle.code : this.#temp();
+      const h = this.#temp();
+      const first = needle.atom ? '' : `${n} = ${needle.code}, `;
+      return {
+        code: `(${first}${h} = ${hay.code}, isArray(${h}) ? arrayIndexOf.call(${h}, ${n}) !== -1 : typeof ${h} === "string" && ${h} !== "" && stringIndexOf.call(${h}, ${n}) !== -1)`,
+        kind: 'boolean',
+        atom: false,
+        pure: needle.pure && hay.pure,
+      };
+    }
+    if (name === 'cat' && op.fn === runtime.cat) {
+      const args = this.#args(nodes, scope);
+      if (args.length === 0) return this.literal('');
+      const parts = args.map((a) =>
+        a.kind === 'string' || a.kind === 'number' || a.kind === 'boolean' ? a.code : a.kind === 'null' ? '""' : this.#toText(a.code));
+      return { code: `("" + ${parts.join(' + ')})`, kind: 'string', atom: false, pure: args.every((a) => a.pure) };
+    }
+
+    if (name === 'substr' && op.fn === runtime.substr) {
+      const end = nodes[2];
+      if (nodes[1]!.type === 'literal' && typeof (nodes[1] as { value: unknown }).value === 'number' &&
+          (end === undefined || (end.type === 'literal' && typeof end.value === 'number' && end.value >= 0))) {
+        // Non-negative or absent length: String.prototype.substr directly.
+        const [source, start, length] = this.#args(nodes, scope) as [Expr, Expr, Expr | undefined];
+        const text = source.kind === 'string' ? source.code : `str(${source.code})`;
+        return {
+          code: `${text}.substr(${start.code}${length ? `, ${length.code}` : ''})`,
+          kind: 'string',
+          atom: false,
+          pure: source.pure,
+        };
+      }
+    }
+    const args = this.#args(nodes, scope);
+    let fn: OperationFn = op.fn;
+    if (op.prepare) {
+      const constant = nodes.map((n) => n.type === 'literal');
+      const values = nodes.map((n) => (n.type === 'literal' ? n.value : undefined));
+      let prepared: OperationFn | undefined;
+      try {
+        prepared = op.prepare(values, constant);
+      } catch (error) {
+        throw new JsonLogicCompileError('JSONLOGIC_INVALID_ARGUMENT', at, (error as Error).message, name);
+      }
+      if (prepared) fn = prepared;
+    }
+    const f = this.#constant(fn, 'f');
+    const kind: Kind = op.returns;
+    return { code: `${f}(${args.map((a) => a.code).join(', ')})`, kind, atom: false, pure: op.pure && args.every((a) => a.pure) };
+  }
+
+  /** Static keys of `missing` (strings/numbers known at compile time), or null. */
+  #staticMissingKeys(nodes: readonly Node[]): (string | number)[] | null {
+    if (!nodes.every((n) => n.type === 'literal')) return null;
+    const values = nodes.map((n) => (n as { value: unknown }).value);
+    const keys = Array.isArray(values[0]) ? (values[0] as unknown[]) : values;
+    if (!keys.every((k) => typeof k === 'string' || typeof k === 'number')) return null;
+    return keys as (string | number)[];
+  }
+
+  /** Condition: the static key is missing (its `var` is null or ""). */
+  #isMissing(key: string | number, scope: Scope): string {
+    if (key !== '') {
+      const segments = String(key).split('.');
+      if (!segments.some((x) => FORBIDDEN_SEGMENTS.has(x))) {
+        const parts = this.#varParts(segments, scope);
+        if (parts === null) return 'true';
+        return `(${parts.conds} ? (${parts.value} === null || ${parts.value} === "") : true)`;
+      }
+    }
+    const v = this.#temp();
+    let read: Expr;
+    if (key === '') {
+      read = this.#scopeDataOrPair(scope);
+    } else {
+      const segments = String(key).split('.');
+      read = segments.some((s) => s === '__proto__' || s === 'constructor' || s === 'prototype')
+        ? this.literal(null)
+        : this.#var(segments, null, scope);
+    }
+    return `((${v} = ${read.code}) === null || ${v} === "")`;
+  }
+
+  #scopeDataOrPair(scope: Scope): Expr {
+    if (scope.data === null) return this.literal(false); // the pair object is never null or ""
+    return this.#scopeData(scope);
+  }
+
+  #missing(nodes: readonly Node[], scope: Scope): Expr {
+    const keys = this.#staticMissingKeys(nodes);
+    if (keys !== null) {
+      if (keys.length === 0) return { code: '[]', kind: 'array', atom: false, pure: true };
+      const m = this.#temp();
+      const pushes = keys.map((k) => `(${this.#isMissing(k, scope)} && ${m}.push(${this.literal(k).code}))`);
+      return { code: `(${m} = [], ${pushes.join(', ')}, ${m})`, kind: 'array', atom: false, pure: true };
+    }
+    const args = this.#args(nodes, scope);
+    const data = this.#scopeData(scope);
+    return { code: `missing(${data.code}, [${args.map((a) => a.code).join(', ')}])`, kind: 'array', atom: false, pure: args.every((a) => a.pure) };
+  }
+
+  /** The kind of a reduce body's value, assuming `accumulator` has `accumulatorKind`. */
+  #kindOf(node: Node, accumulatorKind: Kind): Kind {
+    switch (node.type) {
+      case 'literal':
+        return this.literal(node.value).kind;
+      case 'arith':
+        return node.op === '*' && node.args.length === 1 ? this.#kindOf(node.args[0]!, accumulatorKind) : 'number';
+      case 'compare':
+      case 'not':
+        return 'boolean';
+      case 'iterate':
+        return node.op === 'map' || node.op === 'filter' ? 'array' : 'boolean';
+      case 'missing':
+      case 'missing_some':
+        return 'array';
+      case 'call':
+        return this.#ops.get(node.op)?.returns ?? 'any';
+      case 'and':
+      case 'or':
+        return union(node.args.map((a) => this.#kindOf(a, accumulatorKind)));
+      case 'if':
+        return union([
+          ...node.branches.map((b) => this.#kindOf(b.then, accumulatorKind)),
+          node.otherwise ? this.#kindOf(node.otherwise, accumulatorKind) : 'null',
+        ]);
+      case 'var':
+        return node.path.length === 1 && node.path[0] === 'accumulator' ? accumulatorKind : 'any';
+      default:
+        return 'any';
+    }
+  }
+
+  // ---------------------------------------------------------------- loops
+
+  #iterate(op: string, sourceNode: Node, bodyNode: Node, scope: Scope): Expr {
+    const source = this.#materialize(this.value(sourceNode, scope), true);
+    const r = this.#temp();
+    const i = this.#temp();
+    const n = this.#temp();
+    const item = this.#temp();
+    const inner: Scope = { data: item, nullable: true, cache: new Map() };
+    const loop = (bodyLines: string[]): string[] => [
+      `for (${i} = 0, ${n} = ${source.code}.length; ${i} < ${n}; ${i}++) {`,
+      `  ${item} = ${source.code}[${i}];`,
+      ...this.#indent(bodyLines),
+      '}',
+    ];
+    let lines: string[];
+    let kind: Kind;
+    if (op === 'map') {
+      const body = this.#capture(() => { this.#prepareScope(bodyNode, inner); return this.value(bodyNode, inner); });
+      lines = [`${r} = [];`, `if (isArray(${source.code})) {`, ...this.#indent(loop([...body.stmts, `${r}.push(${body.result.code});`])), '}'];
+      kind = 'array';
+    } else if (op === 'filter') {
+      const body = this.#capture(() => { this.#prepareScope(bodyNode, inner); return this.test(bodyNode, inner); });
+      lines = [`${r} = [];`, `if (isArray(${source.code})) {`, ...this.#indent(loop([...body.stmts, `if (${body.result}) ${r}.push(${item});`])), '}'];
+      kind = 'array';
+    } else {
+      const body = this.#capture(() => { this.#prepareScope(bodyNode, inner); return this.test(bodyNode, inner); });
+      // all: empty → false; some: → false; none: → true.
+      const init = op === 'none' ? 'true' : 'false';
+      const guard = op === 'all' ? `isArray(${source.code}) && ${source.code}.length !== 0` : `isArray(${source.code})`;
+      const start = op === 'all' ? [`${r} = true;`] : [];
+      const exit = op === 'all'
+        ? `if (!${body.result}) { ${r} = false; break; }`
+        : `if (${body.result}) { ${r} = ${op === 'some' ? 'true' : 'false'}; break; }`;
+      lines = [`${r} = ${init};`, `if (${guard}) {`, ...this.#indent([...start, ...loop([...body.stmts, exit])]), '}'];
+      kind = 'boolean';
+    }
+    this.#emit(...lines);
+    return { code: r, kind, atom: true, pure: true };
+  }
+
+  #reduce(sourceNode: Node, bodyNode: Node, initialNode: Node | null, scope: Scope): Expr {
+    const [sourceExpr, initialExpr] = this.#args(initialNode ? [sourceNode, initialNode] : [sourceNode], scope);
+    const source = this.#materialize(sourceExpr!, true);
+    const acc = this.#temp();
+    this.#emit(`${acc} = ${initialExpr ? initialExpr.code : 'null'};`);
+    const i = this.#temp();
+    const n = this.#temp();
+    const current = this.#temp();
+    const pairNeeded = needsPair(bodyNode);
+    const pair = pairNeeded ? this.#temp() : null;
+    // When the initial value is a number and the body always yields a number,
+    // the accumulator is a number throughout: reads of it need no checks.
+    let accumulatorKind: Kind = 'any';
+    if (initialExpr?.kind === 'number' && this.#kindOf(bodyNode, 'number') === 'number') accumulatorKind = 'number';
+    const inner: Scope = { data: pair, nullable: false, reduce: { current, accumulator: acc, accumulatorKind } };
+    const body = this.#capture(() => this.value(bodyNode, inner));
+    this.#emit(
+      `if (isArray(${source.code})) {`,
+      `  for (${i} = 0, ${n} = ${source.code}.length; ${i} < ${n}; ${i}++) {`,
+      `    ${current} = ${source.code}[${i}];`,
+      ...(pair ? [`    ${pair} = { current: ${current}, accumulator: ${acc} };`] : []),
+      ...this.#indent(this.#indent(body.stmts)),
+      `    ${acc} = ${body.result.code};`,
+      '  }',
+      '}',
+    );
+    return { code: acc, kind: 'any', atom: true, pure: true };
+  }
+}
+
+/** Whether a reduce body needs the `{current, accumulator}` object itself. */
+function needsPair(node: Node): boolean {
+  switch (node.type) {
+    case 'data':
+    case 'dynamic_var':
+    case 'missing_some':
+      return true;
+    case 'missing': {
+      const literal = node.args.every((n) => n.type === 'literal');
+      if (!literal) return true;
+      const values = node.args.map((n) => (n as { value: unknown }).value);
+      const keys = Array.isArray(values[0]) ? (values[0] as unknown[]) : values;
+      return !keys.every((k) => typeof k === 'string' || typeof k === 'number');
+    }
+    case 'iterate':
+      return needsPair(node.source);
+    case 'reduce':
+      return needsPair(node.source) || (node.initial !== null && needsPair(node.initial));
+    default:
+      break;
+  }
+  const children: Node[] = [];
+  switch (node.type) {
+    case 'array':
+      children.push(...node.items);
+      break;
+    case 'var':
+      if (node.fallback) children.push(node.fallback);
+      break;
+    case 'if':
+      for (const b of node.branches) children.push(b.test, b.then);
+      if (node.otherwise) children.push(node.otherwise);
+      break;
+    case 'and':
+    case 'or':
+    case 'compare':
+    case 'arith':
+    case 'call':
+      children.push(...node.args);
+      break;
+    case 'not':
+      children.push(node.arg);
+      break;
+    default:
+      break;
+  }
+  return children.some(needsPair);
+}
+
+/** Generates and instantiates the function for an IR tree. */
+export function generate(root: Node, operations: Operations, options: GenerateOptions = {}): GeneratedRule {
+  return new Generator(operations, options).generate(root);
+}
+
+/** Whether the IR tree has no impure operation anywhere (bodies included). */
+export function isPureTree(root: Node, operations: Operations): boolean {
+  return new Generator(operations).isPure(root);
+}
