@@ -447,7 +447,7 @@ export function createRouter(options: RouterOptions = {}): Router {
         for (const d of taken) {
           const q = known.get(d.destination)
           if (!q) continue
-          q.enqueue({ event: d.event, bytes: JSON.stringify(d.event).length, acceptedAt: Date.now(), attempts: 0 })
+          q.enqueue({ event: d.event, bytes: Buffer.byteLength(JSON.stringify(d.event)), acceptedAt: Date.now(), attempts: 0 })
           replayed++
         }
         return { replayed, skipped: missing.length }

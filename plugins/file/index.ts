@@ -3,7 +3,7 @@
  * per destination, so concurrent batches never interleave lines, and every batch is
  * written with one append.
  */
-import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises'
+import { access, mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import Type from 'typebox'
 import { RetryableError } from '../../src/errors.js'
@@ -31,14 +31,23 @@ async function openSink(sink: Sink): Promise<FileHandle> {
   return handle
 }
 
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false)
+}
+
 async function rotate(sink: Sink, maxFiles: number): Promise<void> {
   await sink.handle?.close()
   sink.handle = undefined
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
-  await rename(sink.path, `${sink.path}.${stamp}`)
+  // Two rotations within one millisecond must not rename onto (and lose) the first.
+  let target = `${sink.path}.${stamp}`
+  for (let i = 1; await exists(target); i++) target = `${sink.path}.${stamp}.${String(i).padStart(4, '0')}`
+  await rename(sink.path, target)
   const dir = dirname(sink.path)
   const prefix = basename(sink.path) + '.'
-  const rotated = (await readdir(dir)).filter((f) => f.startsWith(prefix)).sort()
+  // Only files this plugin named: a user's events.ndjson.bak beside it is not ours.
+  const ours = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z(\.\d{4,})?$/
+  const rotated = (await readdir(dir)).filter((f) => f.startsWith(prefix) && ours.test(f.slice(prefix.length))).sort()
   for (const f of rotated.slice(0, Math.max(0, rotated.length - maxFiles))) await rm(join(dir, f), { force: true })
 }
 

@@ -67,7 +67,7 @@ export interface DestinationStats {
 export type QueueEvent =
   | { type: 'delivered'; destination: string; count: number }
   | { type: 'dead_letter'; destination: string; count: number; code: DeliveryErrorCode; message: string }
-  | { type: 'retry'; destination: string; count: number; delayMs: number; message: string }
+  | { type: 'retry'; destination: string; count: number; delayMs: number; code: DeliveryErrorCode; status?: number; message: string }
 
 export interface DestinationQueueInit {
   name: string
@@ -137,8 +137,12 @@ export class DestinationQueue {
 
   /** Cut the buffer into batches and queue them; with `all` false, only full batches. */
   #flush(all: boolean): void {
-    if (this.#timer) clearTimeout(this.#timer)
-    this.#timer = undefined
+    // A size-triggered flush keeps the running timer: the events left over are newer
+    // than the ones it was armed for, so they still go out within maxWaitMs.
+    if (all && this.#timer) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
     const { maxEvents, maxBytes, maxWaitMs } = this.#o.batch
     while (this.#buffer.length > 0) {
       let n = 0
@@ -153,7 +157,11 @@ export class DestinationQueue {
       this.#bufferBytes -= bytes
       this.#dispatch({ items, done: false })
     }
-    if (this.#buffer.length > 0) this.#timer = setTimeout(() => this.#flush(true), maxWaitMs)
+    if (this.#buffer.length > 0) this.#timer ??= setTimeout(() => this.#flush(true), maxWaitMs)
+    else if (this.#timer) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
   }
 
   /**
@@ -267,7 +275,7 @@ export class DestinationQueue {
       this.#live.delete(batch)
       this.#dispatch(batch)
     }, delay)
-    this.#init.emit({ type: 'retry', destination: this.name, count: again.length, delayMs: delay, message: c.message })
+    this.#init.emit({ type: 'retry', destination: this.name, count: again.length, delayMs: delay, code: c.code, ...(c.status !== undefined ? { status: c.status } : {}), message: c.message })
     this.#init.logger.debug({ destination: this.name, count: again.length, delayMs: delay, code: c.code, status: c.status }, 'retrying')
   }
 

@@ -53,6 +53,8 @@ export function parseRetryAfter(value: unknown, now = Date.now()): number | unde
   if (Array.isArray(value)) value = value[0]
   if (typeof value !== 'string' || value === '') return undefined
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000
+  // Date.parse reads "1.5" or "-1" as dates in 2001; an HTTP-date always names a month.
+  if (!/[a-z]{3}/i.test(value)) return undefined
   const at = Date.parse(value)
   return Number.isNaN(at) ? undefined : Math.max(0, at - now)
 }
