@@ -25,6 +25,7 @@ import type { EventType, FirstpartyEvent } from './normalize/schema.js'
 import type { ConsentRequirement, DestinationDefinition, SourceDefinition } from './plugin.js'
 import { createPolicyRuntime, type DestinationPolicy, type PolicyTrace } from './policy/runtime.js'
 import type { RuleStats } from './policy/engine.js'
+import type { EventConsent } from './policy/consent.js'
 import { builtinDestinations } from '../plugins/builtin.js'
 
 export const VERSION = '0.1.0'
@@ -117,6 +118,9 @@ export interface Router {
    */
   readonly events: EventEmitter
 }
+
+// Passed when no destination asks about consent: the event's consent is never read.
+const NO_CONSENT: EventConsent = Object.freeze({ known: false, granted: new Set<string>(), denied: new Set<string>(), strategy: undefined, gpc: false })
 
 function isDestination(p: DestinationDefinition | SourceDefinition): p is DestinationDefinition {
   return typeof (p as DestinationDefinition).send === 'function'
@@ -286,7 +290,7 @@ export function createRouter(options: RouterOptions = {}): Router {
     const src = policy.source.run(ev as Record<string, unknown>, sourceTrace, count)
     if (sourceTrace && events.listenerCount('policy') > 0) events.emit('policy', sourceTrace)
     if (src.drop) return false
-    const consent = policy.readConsent(ev as Record<string, unknown>)
+    const consent = policy.needsConsent ? policy.readConsent(ev as Record<string, unknown>) : NO_CONSENT
     for (const q of queues) {
       const names = queueNames.get(q)!
       if (!integrationAllows(ev.integrations, names)) {

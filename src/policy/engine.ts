@@ -267,6 +267,8 @@ export function compilePolicies(rules: unknown, where: string, compiler: Compile
   return {
     rules: compiled.map((c) => ({ name: c.name, stats: c.stats })),
     run(event, trace, count = true) {
+      // The common case on the hot path: no rules, nothing to allocate.
+      if (compiled.length === 0) return NOTHING
       const noop: RuleStats = { evaluated: 0, fired: 0, dropped: 0, errors: 0 }
       const out = { drop: false, disabled: new Set<string>() }
       for (const r of compiled) {
@@ -297,6 +299,8 @@ export function compilePolicies(rules: unknown, where: string, compiler: Compile
     },
   }
 }
+
+const NOTHING: { drop: boolean; disabled: Set<string> } = Object.freeze({ drop: false, disabled: new Set<string>() })
 
 /** JSON-Logic truthiness: `[]` is false, `"0"` is true. */
 export function truthy(v: unknown): boolean {

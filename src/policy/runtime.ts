@@ -51,6 +51,8 @@ export interface PolicyRuntime {
   /** Compile one destination's stage; `where` is its config pointer. */
   destination(name: string, consent: ConsentRequirement | undefined, policies: unknown, where: string): DestinationPolicy
   readConsent(event: Record<string, unknown>): EventConsent
+  /** Some destination has a consent requirement or field gates: events' consent must be read. */
+  readonly needsConsent: boolean
   /**
    * Decide and shape the event for one destination. `event` is the shared, post-source
    * event: it is copied before anything changes it.
@@ -103,12 +105,17 @@ export function createPolicyRuntime(options: PolicyOptions): PolicyRuntime {
   const piiClasses = new Set<PiiClass>(pii?.classes ?? PII_CLASSES)
   const piiAllowed = new Set(pii?.allow ?? [])
 
+  let needsConsent = fieldGates.length > 0
   return {
     compiler,
     source,
     readConsent: (event) => readConsent(event, gpcCategories),
+    get needsConsent() {
+      return needsConsent
+    },
     destination(name, consent, policies, where) {
       const compiled = policies === undefined ? undefined : compilePolicies(policies, `${where}/policies`, compiler, 'destination')
+      if (consent && consent.categories.length > 0) needsConsent = true
       const sweeps = pii !== undefined && !piiAllowed.has(name)
       return {
         name,
