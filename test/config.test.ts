@@ -112,20 +112,21 @@ t.test('createRouter: plugin settings, unknown plugins, duplicates, trustProxy',
 
 t.test('loadConfig imports a plugin module named by relative path', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'fp-plugin-'))
+  // A plugin as users ship them: compiled JavaScript, importing firstparty.
   const src = new URL('../src/plugin.ts', import.meta.url).href
-  await writeFile(join(dir, 'my-dest.ts'), `
+  await writeFile(join(dir, 'my-dest.mjs'), `
 import { defineDestination } from '${src}'
 const settings = { type: 'object', properties: { level: { type: 'integer' } }, required: ['level'] }
 export default defineDestination({ name: 'my-dest', version: '1.0.0', settings, async send() {} })
 `)
-  await writeFile(join(dir, 'fp.yaml'), 'destinations:\n  - name: mine\n    type: ./my-dest.ts\n    settings: { level: 2 }\n')
+  await writeFile(join(dir, 'fp.yaml'), 'destinations:\n  - name: mine\n    type: ./my-dest.mjs\n    settings: { level: 2 }\n')
   const cfg = await loadConfig(join(dir, 'fp.yaml'), {})
   t.equal(cfg.destinations?.[0]?.type, 'my-dest')
   const router = createRouter({ ...cfg, logLevel: 'silent' })
   t.teardown(() => router.close())
   t.same(Object.keys(router.stats().destinations), ['mine'])
 
-  await writeFile(join(dir, 'nolevel.yaml'), 'destinations:\n  - name: mine\n    type: ./my-dest.ts\n')
+  await writeFile(join(dir, 'nolevel.yaml'), 'destinations:\n  - name: mine\n    type: ./my-dest.mjs\n')
   const cfg2 = await loadConfig(join(dir, 'nolevel.yaml'), {})
   configError(t, () => createRouter(cfg2), 'CONFIG_INVALID', '/destinations/0/settings/level')
 
