@@ -76,6 +76,46 @@ export const DestinationConfigSchema = Type.Object({
   consent: Type.Optional(ConsentRequirementSchema),
   /** Destination policies: run on this destination's copy of each event. */
   policies: Type.Optional(PoliciesSchema),
+  /** Mapping DSL source (docs/dsl.md): what this destination's `send` receives. `false` turns a plugin's default mapping off. */
+  mapping: Type.Optional(Type.Union([Type.String(), Type.Literal(false)])),
+  /** A file holding the mapping (`.fp`), relative to the config file. */
+  mappingFile: Type.Optional(Type.String({ minLength: 1 })),
+  /** `per-user`: a user's events reach this destination in order, one at a time (needs a sqlite or redis spool). */
+  ordering: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('per-user')])),
+}, { additionalProperties: false })
+
+/**
+ * Where accepted events wait for delivery. One object for every backend (so a mistake
+ * is reported at its own path, `/spool/path`, not as "matches no schema"); the spool
+ * factory checks which fields the chosen `type` needs.
+ */
+export const SpoolSchema = Type.Object({
+  type: Type.Union([Type.Literal('memory'), Type.Literal('sqlite'), Type.Literal('redis')]),
+  /** sqlite: the database file (created with its folder). */
+  path: Type.Optional(Type.String({ minLength: 1 })),
+  /** sqlite: `normal` (default) survives a process crash; `full` also a power loss, at the cost of an fsync per commit. */
+  synchronous: Type.Optional(Type.Union([Type.Literal('normal'), Type.Literal('full')])),
+  /** redis: `redis://host:port/db`. */
+  url: Type.Optional(Type.String({ minLength: 1 })),
+  /** redis: key prefix of the streams; each destination has `<stream>:<destination>`. @default 'firstparty' */
+  stream: Type.Optional(Type.String({ minLength: 1 })),
+  /** redis: consumer group shared by the processes that deliver. @default 'firstparty' */
+  group: Type.Optional(Type.String({ minLength: 1 })),
+  /** redis: this process's consumer name, unique per process. @default '<hostname>-<pid>' */
+  consumer: Type.Optional(Type.String({ minLength: 1 })),
+  /** redis: entries another consumer has held this long are claimed (XAUTOCLAIM). @default 30 000 */
+  claimIdleMs: Type.Optional(PositiveInt()),
+  /** Events waiting in the spool (all destinations) before intake answers 503 spool_full. @default 1 000 000 */
+  maxEvents: Type.Optional(PositiveInt()),
+  /** Per destination backlog; what exceeds it is dead-lettered (DELIVERY_RETENTION), counted. */
+  retention: Type.Optional(Type.Object({
+    maxEvents: Type.Optional(PositiveInt()),
+    maxAgeMs: Type.Optional(PositiveInt()),
+  }, { additionalProperties: false })),
+  /** How often the delivery loop looks for new events when it has none. @default 50 */
+  pollMs: Type.Optional(PositiveInt()),
+  /** Dead letters kept in the spool's backend; the oldest is evicted (counted) past this. @default 1 000 000 */
+  deadLetters: Type.Optional(Type.Object({ maxEntries: Type.Optional(PositiveInt()) }, { additionalProperties: false })),
 }, { additionalProperties: false })
 
 export const ConfigSchema = Type.Object({
@@ -93,6 +133,8 @@ export const ConfigSchema = Type.Object({
     Type.Object({ windowMs: Type.Optional(PositiveInt()), maxEntries: Type.Optional(PositiveInt()) }, { additionalProperties: false }),
   ])),
   deadLetters: Type.Optional(Type.Object({ maxEntries: Type.Optional(PositiveInt()) }, { additionalProperties: false })),
+  /** Where accepted events wait for delivery: memory (default), sqlite or redis. */
+  spool: Type.Optional(SpoolSchema),
   delivery: Type.Optional(DeliverySchema),
   shutdownTimeoutMs: Type.Optional(PositiveInt()),
   /** Source policies: run on every event before it is queued. */
@@ -118,6 +160,7 @@ export const ConfigSchema = Type.Object({
 export type FirstpartyConfig = Static<typeof ConfigSchema>
 export type SourceConfig = Static<typeof SourceConfigSchema>
 export type DeliveryConfig = Static<typeof DeliverySchema>
+export type SpoolConfig = Static<typeof SpoolSchema>
 
 type DestinationConfigData = Static<typeof DestinationConfigSchema>
 
@@ -256,6 +299,10 @@ export async function loadConfig(
   if (parsed === null || parsed === undefined) parsed = {}
   const config = interpolateEnv(parsed, env)
   validateConfig(config)
+  // Mapping files are relative to the config file, not to the working directory.
+  for (const d of config.destinations ?? []) {
+    if (d.mappingFile !== undefined && !isAbsolute(d.mappingFile)) d.mappingFile = resolvePath(dirname(path), d.mappingFile)
+  }
   const plugins: Array<DestinationDefinition | SourceDefinition> = []
   const refs = [
     ...(config.destinations ?? []).map((d, i) => ({ type: d.type, where: `/destinations/${i}/type` })),

@@ -28,6 +28,8 @@ export const HTTP_ERRORS = {
   body_consumed: { status: 500, summary: 'Host-app middleware (e.g. express.urlencoded()) consumed the body; mount firstparty before it.' },
   internal_error: { status: 500, summary: 'An unexpected error in the router; the event was not accepted.' },
   shutting_down: { status: 503, summary: 'The router is closing and accepts no new events; retry.' },
+  spool_full: { status: 503, summary: 'The durable spool holds spool.maxEvents events; nothing was stored; retry after Retry-After seconds.' },
+  spool_unavailable: { status: 503, summary: 'The durable spool could not store the events (disk, database or Redis error); nothing was accepted; retry.' },
 } as const satisfies Record<string, ErrorSpec>
 
 export type HttpErrorCode = keyof typeof HTTP_ERRORS
@@ -54,6 +56,7 @@ export const CONFIG_ERRORS = {
   CONFIG_ENV_MISSING: 'A `${VAR}` in the configuration names an unset environment variable.',
   CONFIG_FILE: 'The configuration file cannot be read or parsed.',
   PLUGIN_INVALID: 'A plugin definition is malformed (name, version, settings schema or send).',
+  CONFIG_SPOOL: 'The spool cannot be opened (SQLite file, Redis URL) or its backend package is not installed.',
 } as const
 
 export type ConfigErrorCode = keyof typeof CONFIG_ERRORS
@@ -88,6 +91,7 @@ export const DELIVERY_ERRORS = {
   DELIVERY_MAX_AGE: 'The events were older than maxAgeMs before they could be delivered.',
   DELIVERY_QUEUE_FULL: "The destination's buffer was full (maxBufferedEvents); the event went straight to dead letters.",
   DELIVERY_SHUTDOWN: 'The router closed before the events could be delivered.',
+  DELIVERY_RETENTION: "The events waited in the durable spool longer than spool.retention allows (maxEvents or maxAgeMs of the destination's backlog).",
 } as const
 
 export type DeliveryErrorCode = keyof typeof DELIVERY_ERRORS

@@ -12,6 +12,7 @@ import { MemoryDeadLetterStore, type DeadLetter, type DeadLetterFilter, type Dea
 import { Dedup } from './deliver/dedup.js'
 import { DestinationQueue, type DeliveryOptions, type DestinationStats, type QueueEvent } from './deliver/destination-queue.js'
 import { DEFAULT_RETRY } from './deliver/retry.js'
+import { createSpool, SpoolConsumer, userKeyOf, type AsyncDeadLetterStore, type SpoolEntry, type SpoolStats } from './spool/index.js'
 import { ConfigError, HttpError } from './errors.js'
 import type { BodyLimits } from './intake/body.js'
 import { scanJson } from './intake/body.js'
@@ -23,6 +24,7 @@ import { childLogger, createLogger, type Logger } from './logger.js'
 import { normalizeEvent, toJsonData } from './normalize/normalize.js'
 import type { EventType, FirstpartyEvent } from './normalize/schema.js'
 import type { ConsentRequirement, DestinationDefinition, SourceDefinition } from './plugin.js'
+import { applyMapping, compileDestinationMapping, type DestinationMapping } from './transform/mapping.js'
 import { createPolicyRuntime, type DestinationPolicy, type PolicyTrace } from './policy/runtime.js'
 import type { RuleStats } from './policy/engine.js'
 import type { EventConsent } from './policy/consent.js'
@@ -59,6 +61,8 @@ export interface RouterStats {
   /** Dead letters evicted from a full memory store. */
   deadLettersEvicted: number
   destinations: Record<string, DestinationStats>
+  /** The durable spool's counters (absent with the memory spool). */
+  spool?: SpoolStats
   /** Per rule: evaluated, fired, dropped, errors. Source rules under `source`, the others under their destination. */
   policies: { source: Record<string, RuleStats>; destinations: Record<string, Record<string, RuleStats>> }
 }
@@ -73,7 +77,7 @@ export interface Evaluation {
   destinations: Record<
     string,
     | { delivered: true; event: FirstpartyEvent; trace: PolicyTrace }
-    | { delivered: false; reason: 'integrations' | 'disabled' | 'consent' | 'policy'; trace: PolicyTrace }
+    | { delivered: false; reason: 'integrations' | 'disabled' | 'consent' | 'policy' | 'mapping'; trace: PolicyTrace }
   >
 }
 
@@ -107,6 +111,12 @@ export interface Router {
     /** Delete matching dead letters; returns how many. */
     purge(filter?: DeadLetterFilter): number
   }
+  /**
+   * The same dead letters behind promises: works with every spool, and is the only way
+   * to reach the Redis spool's dead letters (which live in Redis). Replay moves each
+   * entry back to the spool exactly once, however many replays run.
+   */
+  readonly deadLettersAsync: AsyncDeadLetterStore
   /**
    * Run an event through normalization, policies and consent without delivering it,
    * and tell what each destination would receive and why (a trace of every rule).
@@ -171,10 +181,12 @@ export function createRouter(options: RouterOptions = {}): Router {
 
   const stats = { requests: 0, accepted: 0, deduplicated: 0, dropped: 0, rejected: {} as Record<string, number>, metrics: 0 }
   const policy = createPolicyRuntime(options)
+  // Durable spool: events wait in SQLite or Redis, and so do the dead letters.
+  const spool = createSpool(options.spool, logger)
   const deadLetters: DeadLetterStore =
     options.deadLetters && typeof (options.deadLetters as DeadLetterStore).add === 'function'
       ? (options.deadLetters as DeadLetterStore)
-      : new MemoryDeadLetterStore({
+      : spool?.deadLetters ?? new MemoryDeadLetterStore({
           maxEntries: (options.deadLetters as { maxEntries?: number } | undefined)?.maxEntries ?? 10_000,
           onEvict: (d) => {
             logger.error({ destination: d.destination, messageId: d.event.messageId, code: d.error.code }, 'dead-letter store full: oldest entry evicted')
@@ -235,6 +247,8 @@ export function createRouter(options: RouterOptions = {}): Router {
   const queues: DestinationQueue[] = []
   const queueNames = new Map<DestinationQueue, string[]>()
   const queuePolicy = new Map<DestinationQueue, DestinationPolicy>()
+  const queueMapping = new Map<DestinationQueue, DestinationMapping>()
+  const consumers = new Map<string, SpoolConsumer>()
   ;(options.destinations ?? []).forEach((d, i) => {
     const where = `/destinations/${i}`
     if (queues.some((q) => q.name === d.name)) throw new ConfigError('CONFIG_DUPLICATE_NAME', [{ path: `${where}/name`, message: `another destination is already named "${d.name}"` }])
@@ -248,6 +262,11 @@ export function createRouter(options: RouterOptions = {}): Router {
     if (issues.length) throw new ConfigError('CONFIG_INVALID', issues, `Invalid settings for destination "${d.name}" (${plugin.name}):`)
     const delivery = mergeDelivery(defaults, plugin.batch, d.delivery)
     const log = childLogger(logger, { destination: d.name })
+    if (d.ordering === 'per-user' && !spool) {
+      throw new ConfigError('CONFIG_INVALID', [{ path: `${where}/ordering`, message: "per-user ordering needs a durable spool (spool.type 'sqlite' or 'redis')" }])
+    }
+    const mapping = compileDestinationMapping(d, plugin, where)
+    let consumer: SpoolConsumer | undefined
     const q = new DestinationQueue({
       name: d.name,
       plugin,
@@ -257,16 +276,40 @@ export function createRouter(options: RouterOptions = {}): Router {
       http: http.extend({ timeout: { request: delivery.timeoutMs } }),
       logger: log,
       emit: onQueueEvent,
+      settled: spool ? (items, outcome) => consumer!.settled(items, outcome) : undefined,
     })
+    if (spool) {
+      const retention = options.spool?.retention
+      consumer = new SpoolConsumer({
+        reader: spool.reader(d.name),
+        queue: q,
+        capacity: delivery.maxBufferedEvents,
+        orderPerUser: d.ordering === 'per-user',
+        retention,
+        pollMs: options.spool?.pollMs ?? 50,
+        logger: log,
+        onRetention: (n) => {
+          q.stats.deadLettered.DELIVERY_RETENTION = (q.stats.deadLettered.DELIVERY_RETENTION ?? 0) + n
+          log.warn({ count: n }, 'spool retention exceeded: events dead-lettered')
+          events.emit('dead_letter', { type: 'dead_letter', destination: d.name, count: n, code: 'DELIVERY_RETENTION', message: 'spool retention exceeded' })
+        },
+      })
+      consumers.set(d.name, consumer)
+    }
     queues.push(q)
     queueNames.set(q, [d.name, plugin.name])
     const consent: ConsentRequirement | undefined = d.consent ?? plugin.consent
     queuePolicy.set(q, policy.destination(d.name, consent, d.policies, where))
+    if (mapping) queueMapping.set(q, mapping)
   })
   if (queues.length === 0) logger.warn({}, 'no destinations configured: accepted events are counted but go nowhere')
 
   // Start plugins now, so a bad credential or path shows in the log at start-up.
   for (const q of queues) q.ready().catch(() => {})
+  if (spool) {
+    spool.onAppend((d) => consumers.get(d)?.poke())
+    for (const c of consumers.values()) c.start()
+  }
 
   const dedupOpts = options.dedup === false ? undefined : { windowMs: options.dedup?.windowMs ?? 86_400_000, maxEntries: options.dedup?.maxEntries ?? 100_000 }
   const dedup = dedupOpts ? new Dedup(dedupOpts.windowMs, dedupOpts.maxEntries) : undefined
@@ -283,7 +326,7 @@ export function createRouter(options: RouterOptions = {}): Router {
   function route(
     ev: FirstpartyEvent,
     tracing: boolean,
-    onDestination: (q: DestinationQueue, verdict: { event: FirstpartyEvent } | { reason: 'integrations' | 'disabled' | 'consent' | 'policy' }, trace: PolicyTrace | undefined) => void,
+    onDestination: (q: DestinationQueue, verdict: { event: FirstpartyEvent; bytes?: number; original?: FirstpartyEvent } | { reason: 'integrations' | 'disabled' | 'consent' | 'policy' | 'mapping' }, trace: PolicyTrace | undefined) => void,
     sourceTrace?: PolicyTrace,
     count = true,
   ): boolean {
@@ -303,13 +346,18 @@ export function createRouter(options: RouterOptions = {}): Router {
       }
       const trace = tracing ? newTrace('destination', q.name) : undefined
       const v = policy.forDestination(ev as Record<string, unknown>, consent, queuePolicy.get(q)!, trace, count)
+      // The mapping is the last step: the destination's payload replaces the event.
+      const mapping = v.ok ? queueMapping.get(q) : undefined
+      const m = mapping && v.ok ? applyMapping(mapping, v.event, q.name, logger, trace) : undefined
       if (trace && events.listenerCount('policy') > 0) events.emit('policy', trace)
-      onDestination(q, v.ok ? { event: v.event as FirstpartyEvent } : { reason: v.reason }, trace)
+      if (m) onDestination(q, m.ok ? { event: m.event as FirstpartyEvent, bytes: m.bytes, original: ev } : { reason: 'mapping' }, trace)
+      else onDestination(q, v.ok ? { event: v.event as FirstpartyEvent } : { reason: v.reason }, trace)
     }
     return true
   }
 
   function accept(evs: FirstpartyEvent[], sizes: number[], meta: IntakeMeta): Promise<void> {
+    if (spool) return acceptSpooled(evs, sizes, meta)
     const now = Date.now()
     const tracing = events.listenerCount('policy') > 0
     let n = 0
@@ -325,13 +373,66 @@ export function createRouter(options: RouterOptions = {}): Router {
         if ('reason' in verdict) {
           q.stats.filtered++
           q.stats.filteredBy[verdict.reason] = (q.stats.filteredBy[verdict.reason] ?? 0) + 1
-        } else q.enqueue({ event: verdict.event, bytes: sizes[i]!, acceptedAt: now, attempts: 0 })
+        } else q.enqueue({ event: verdict.event, bytes: verdict.bytes ?? sizes[i]!, acceptedAt: now, attempts: 0 })
       }, tracing ? newTrace('source') : undefined)
       if (!kept) stats.dropped++
       else n++
     }
     events.emit('accepted', { count: evs.length, routed: n, source: meta.source })
     return Promise.resolve()
+  }
+
+  /**
+   * With a durable spool: route each event as `accept` does, store one entry per
+   * destination, and resolve only once they are stored — the HTTP 200 waits for it.
+   * Nothing is counted or remembered for dedup unless the store succeeded, so the
+   * client's retry of a refused request is not taken for a duplicate.
+   */
+  function acceptSpooled(evs: FirstpartyEvent[], sizes: number[], meta: IntakeMeta): Promise<void> {
+    const s = spool!
+    const wait = s.fullFor(evs.length * Math.max(1, queues.length))
+    if (wait > 0) {
+      return Promise.reject(new HttpError('spool_full', `the spool is full (spool.maxEvents events wait for delivery); nothing was stored; retry in ${wait} s`, { 'Retry-After': String(wait) }))
+    }
+    const now = Date.now()
+    const tracing = events.listenerCount('policy') > 0
+    const entries: SpoolEntry[] = []
+    const filtered: Array<[DestinationQueue, 'integrations' | 'disabled' | 'consent' | 'policy' | 'mapping']> = []
+    const remembered: string[] = []
+    let routed = 0
+    let deduplicated = 0
+    for (let i = 0; i < evs.length; i++) {
+      const ev = evs[i]!
+      if (dedup) {
+        if (dedup.seen(ev.messageId, now)) {
+          deduplicated++
+          continue
+        }
+        remembered.push(ev.messageId)
+      }
+      if (meta.gpc) ev.context.gpc = true
+      const kept = route(ev, tracing, (q, verdict) => {
+        if ('reason' in verdict) filtered.push([q, verdict.reason])
+        else entries.push({ destination: q.name, event: verdict.event, bytes: verdict.bytes ?? sizes[i]!, acceptedAt: now, userKey: userKeyOf(verdict.original ?? verdict.event) })
+      }, tracing ? newTrace('source') : undefined)
+      if (kept) routed++
+    }
+    const done = () => {
+      stats.accepted += evs.length
+      stats.deduplicated += deduplicated
+      stats.dropped += evs.length - deduplicated - routed
+      for (const [q, reason] of filtered) {
+        q.stats.filtered++
+        q.stats.filteredBy[reason] = (q.stats.filteredBy[reason] ?? 0) + 1
+      }
+      events.emit('accepted', { count: evs.length, routed, source: meta.source })
+    }
+    if (entries.length === 0) return Promise.resolve(done())
+    return s.append(entries).then(done, (err: unknown) => {
+      if (dedup) for (const id of remembered) dedup.forget(id)
+      logger.error({ err: (err as Error)?.message ?? String(err) }, 'spool append failed; events refused')
+      throw new HttpError('spool_unavailable', 'the spool could not store the events; nothing was accepted; retry', { 'Retry-After': '2' })
+    })
   }
 
   let resolveIp: ReturnType<typeof createIpResolver>
@@ -388,11 +489,14 @@ export function createRouter(options: RouterOptions = {}): Router {
     },
     flush() {
       for (const q of queues) q.flush()
+      for (const c of consumers.values()) c.poke()
     },
     close(opts = {}) {
       closing = true
       closed ??= (async () => {
         const timeoutMs = opts.timeoutMs ?? options.shutdownTimeoutMs ?? 10_000
+        // Stop reading the spool first; what the queues hold drains or is released to it.
+        await Promise.all([...consumers.values()].map((c) => c.stop()))
         await Promise.all(queues.map((q) => q.close(timeoutMs)))
         await Promise.all(
           queues.map((q) =>
@@ -401,6 +505,7 @@ export function createRouter(options: RouterOptions = {}): Router {
               .catch((err: unknown) => logger.error({ destination: q.name, err: (err as Error).message }, 'destination close failed')),
           ),
         )
+        await spool?.close()
       })()
       return closed
     },
@@ -418,6 +523,7 @@ export function createRouter(options: RouterOptions = {}): Router {
         rejected: { ...stats.rejected },
         deadLettersEvicted: deadLetters.evicted,
         destinations,
+        ...(spool ? { spool: spool.stats() } : {}),
         policies: { source, destinations: perDestination },
       }
     },
@@ -443,6 +549,11 @@ export function createRouter(options: RouterOptions = {}): Router {
       list: (f) => deadLetters.list(f),
       count: (f) => deadLetters.count(f),
       replay(f = {}) {
+        // Durable: the entries move back into the spool in one transaction per call.
+        if (spool && deadLetters === spool.deadLetters) {
+          if (!spool.replaySync) throw new Error(`the ${spool.type} spool's dead letters answer asynchronously: use router.deadLettersAsync.replay()`)
+          return spool.replaySync(f, new Set(queues.map((q) => q.name)))
+        }
         const known = new Map(queues.map((q) => [q.name, q]))
         const taken = deadLetters.take({ ...f, limit: f.limit ?? Infinity })
         const missing = taken.filter((d) => !known.has(d.destination))
@@ -458,6 +569,18 @@ export function createRouter(options: RouterOptions = {}): Router {
       },
       purge: (f = {}) => deadLetters.take({ ...f, limit: f.limit ?? Infinity }).length,
     },
+    deadLettersAsync: spool && deadLetters === spool.deadLetters
+      ? {
+          ...spool.deadLettersAsync,
+          replay: (f, known) => spool.deadLettersAsync.replay(f, known ?? new Set(queues.map((q) => q.name))),
+        }
+      : {
+          add: async (e) => deadLetters.add(e),
+          list: async (f) => deadLetters.list(f),
+          count: async (f) => deadLetters.count(f),
+          purge: async (f) => router.deadLetters.purge(f),
+          replay: async (f) => router.deadLetters.replay(f),
+        },
     events,
   }
   return router

@@ -42,6 +42,14 @@ export class Dedup {
     return false
   }
 
+  /**
+   * Forget an id remembered by `seen` (its FIFO entry turns stale): for events the
+   * router then failed to accept, so the client's retry is not taken for a duplicate.
+   */
+  forget(id: string): void {
+    this.#seen.delete(id)
+  }
+
   get size(): number {
     return this.#seen.size
   }

@@ -37,6 +37,8 @@ export interface QueueItem {
   /** When the router accepted the event (ms). */
   acceptedAt: number
   attempts: number
+  /** The spool's handle for this event (acked once it is settled); absent on the memory path. */
+  ref?: unknown
 }
 
 interface Batch {
@@ -57,7 +59,7 @@ export interface DestinationStats {
   /** Events not sent to this destination on purpose (the sum of `filteredBy`). */
   filtered: number
   /** Why: `integrations` (the event switched it off), `disabled` (a source policy did), `consent`, `policy` (a destination policy dropped it). */
-  filteredBy: Partial<Record<'integrations' | 'disabled' | 'consent' | 'policy', number>>
+  filteredBy: Partial<Record<'integrations' | 'disabled' | 'consent' | 'policy' | 'mapping', number>>
   batches: number
   failedSends: number
   /** Events owned right now (buffered + in flight + waiting to retry). */
@@ -78,6 +80,12 @@ export interface DestinationQueueInit {
   http: Got
   logger: Logger
   emit: (e: QueueEvent) => void
+  /**
+   * A durable spool's consumer: told when events leave the queue — delivered,
+   * dead-lettered, or (`released`) still unsent at close, which a durable spool keeps
+   * for the next start instead of dead-lettering them.
+   */
+  settled?: (items: QueueItem[], outcome: 'delivered' | 'dead' | 'released') => void
 }
 
 class SendTimeout extends Error {
@@ -232,21 +240,24 @@ export class DestinationQueue {
     this.#live.delete(batch)
     batch.done = true
     const rejected = result?.rejected ?? []
-    if (rejected.length === 0) return this.#delivered(batch.items.length)
+    if (rejected.length === 0) return this.#delivered(batch.items)
     const byIndex = new Map(rejected.map((r) => [r.index, r.error]))
     const failed: Array<[QueueItem, Classified]> = []
     batch.items.forEach((it, i) => {
       const e = byIndex.get(i)
       if (e) failed.push([it, classifyError(e)])
     })
-    this.#delivered(batch.items.length - failed.length)
+    const failedSet = new Set(failed.map(([it]) => it))
+    this.#delivered(batch.items.filter((it) => !failedSet.has(it)))
     for (const [it, c] of failed) this.#retryOrDead([it], c)
   }
 
-  #delivered(n: number): void {
+  #delivered(items: QueueItem[]): void {
+    const n = items.length
     if (n === 0) return
     this.stats.delivered += n
     this.stats.held -= n
+    this.#init.settled?.(items, 'delivered')
     this.#init.emit({ type: 'delivered', destination: this.name, count: n })
     this.#checkIdle()
   }
@@ -290,6 +301,7 @@ export class DestinationQueue {
     )
     this.stats.deadLettered[c.code] = (this.stats.deadLettered[c.code] ?? 0) + items.length
     if (owned) this.stats.held -= items.length
+    this.#init.settled?.(items, 'dead')
     this.#init.logger.warn({ destination: this.name, count: items.length, code: c.code, status: c.status, reason: c.message }, 'events dead-lettered')
     this.#init.emit({ type: 'dead_letter', destination: this.name, count: items.length, code: c.code, message: c.message })
     this.#checkIdle()
@@ -336,6 +348,13 @@ export class DestinationQueue {
     this.#live.clear()
     if (this.#buffer.length) leftovers.push(...this.#buffer.splice(0))
     this.#bufferBytes = 0
+    if (this.#init.settled && leftovers.length) {
+      // A durable spool still has these events: the next start delivers them.
+      this.stats.held -= leftovers.length
+      this.#init.settled(leftovers, 'released')
+      this.#checkIdle()
+      return
+    }
     this.#dead(leftovers, { code: 'DELIVERY_SHUTDOWN', message: 'router closed before delivery; replay from dead letters' })
   }
 }

@@ -14,9 +14,9 @@
  * becomes a chain of `===`, and array operators become plain loops.
  */
 import { JsonLogicCompileError } from './errors.js';
-import { FORBIDDEN_SEGMENTS, sameScopeChildren, type Node } from './ir.js';
+import { FORBIDDEN_SEGMENTS, sameScopeChildren, stmtChildren, type Node, type ObjectEntry, type Stmt } from './ir.js';
 import type { Operation, OperationFn, Operations } from './operations.js';
-import { isBuiltinPrototypeKey, runtime, type Runtime } from './runtime.js';
+import { keyGuard, runtime, type OutputLimits, type Runtime } from './runtime.js';
 
 /** What the generator knows statically about a value. */
 type Kind = 'boolean' | 'number' | 'string' | 'array' | 'null' | 'any';
@@ -29,6 +29,10 @@ interface Expr {
   readonly atom: boolean;
   /** Evaluating it later, or not at all, is unobservable (no side effects). */
   readonly pure: boolean;
+  /** Never null or undefined (a fresh object, say) even though its kind is 'any'. */
+  readonly nonNull?: boolean;
+  /** A number that is never NaN or infinite (a loop index). */
+  readonly finite?: boolean;
 }
 
 interface Scope {
@@ -51,11 +55,26 @@ export interface GenerateOptions {
    * @default false
    */
   strictOwnProperties?: boolean;
+  /**
+   * Bound loops: the function takes a second parameter `{ steps }` and every loop
+   * iteration decrements it, throwing a `LimitError` below zero. Used for mappings,
+   * whose nested array functions could otherwise multiply their work.
+   * @default false
+   */
+  budget?: boolean;
+  /**
+   * Mapping mode: `output` nodes build an owned, plain-JSON output (values read from
+   * the data are adopted, containers copied) and count its values and approximate
+   * bytes, throwing a `LimitError` over these limits; array steps are counted in a
+   * local (no `budget` parameter). After a call, `runtime.cost.b` holds the bytes of
+   * the output just built.
+   */
+  output?: OutputLimits & { readonly steps: number };
 }
 
 export interface GeneratedRule {
   readonly source: string;
-  readonly fn: (data: unknown) => unknown;
+  readonly fn: (data: unknown, budget?: { steps: number }) => unknown;
 }
 
 const COMPARE: Record<string, (a: any, b: any) => boolean> = {
@@ -102,12 +121,27 @@ class Generator {
   readonly #temps: string[] = [];
   readonly #pure = new WeakMap<Node, boolean>();
   readonly #strictOwn: boolean;
+  readonly #budget: boolean;
+  readonly #options: GenerateOptions;
+  readonly #limits: (OutputLimits & { readonly steps: number }) | null;
+  /** Mapping mode: the local counting array steps left (created on first use). */
+  #steps: string | null = null;
+  /** The counters (values, bytes) of the output being built, in mapping mode. */
+  #counters: { readonly n: string; readonly b: string } | null = null;
+  /** Keys read without an own-property check, guarded once at function entry (see `#own`). */
+  readonly #guardPlain = new Set<string>();
+  readonly #guardObject = new Set<string>();
+  /** IR local name → the variable holding it (names are unique per tree). */
+  readonly #locals = new Map<string, Expr>();
   #out: string[] = [];
   #usesVar = false;
 
   constructor(ops: Operations, options: GenerateOptions = {}) {
     this.#ops = ops;
     this.#strictOwn = options.strictOwnProperties ?? false;
+    this.#budget = options.budget ?? false;
+    this.#options = options;
+    this.#limits = options.output ?? null;
   }
 
   generate(root: Node): GeneratedRule {
@@ -115,13 +149,28 @@ class Generator {
     this.#prepareScope(root, scope);
     const result = this.value(root, scope);
     const body = this.#out;
+    if (this.#steps !== null) body.unshift(`${this.#steps} = ${numberLiteral(this.#limits!.steps)};`);
+    const params = this.#budget ? 'd, b' : 'd';
+    const guard = this.#entryGuard();
+    if (guard !== null) {
+      // Prototype pollution since compile time: this call runs the variant that checks
+      // Object.hasOwn on every read (generated on first need).
+      let strict: GeneratedRule['fn'] | undefined;
+      const ops = this.#ops;
+      const options: GenerateOptions = { ...this.#options, strictOwnProperties: true };
+      const slow = (d: unknown, b?: { steps: number }) => (strict ??= generate(root, ops, options).fn)(d, b);
+      // The check is a function of its own: in the rule it would count against the
+      // optimiser's inlining budget for the caller (and it is inlined where that pays).
+      this.#prologue.push(`function guard() { return ${guard}; }`);
+      body.unshift(`if (!guard()) return ${this.#constant(slow, 'f')}(${params});`);
+    }
     const locals = [...this.#temps];
     if (this.#usesVar) locals.push('vp', 'vv');
     const source = [
       '"use strict";',
       `const { ${RUNTIME_NAMES.join(', ')} } = R;`,
       ...this.#prologue,
-      'return function compiledRule(d) {',
+      `return function compiledRule(${params}) {`,
       ...(locals.length ? [`  let ${locals.join(', ')};`] : []),
       ...body.map((line) => `  ${line}`),
       `  return ${result.code};`,
@@ -210,6 +259,18 @@ class Generator {
       case 'reduce':
         return this.isPure(node.source) && this.isPure(node.body) &&
           (node.initial === null || this.isPure(node.initial));
+      case 'local':
+        return true;
+      case 'let':
+      case 'get':
+      case 'index':
+      case 'object':
+      case 'concat':
+      case 'coalesce':
+        return sameScopeChildren(node).every((n) => this.isPure(n));
+      case 'output':
+        // A drop or an assignment is local to the fresh object: only calls can have effects.
+        return stmtChildren(node.body).every((n) => this.isPure(n));
     }
   }
 
@@ -370,10 +431,509 @@ class Generator {
         return { code: `missingSome(${data.code}, ${need!.code}, ${keys!.code})`, kind: 'array', atom: false, pure: this.isPure(node) };
       }
       case 'iterate':
+        if (node.param !== undefined) return this.#lambdaIterate(node.op, node.source, node.body, node.param, node.index, scope);
         return this.#iterate(node.op, node.source, node.body, scope);
       case 'reduce':
         return this.#reduce(node.source, node.body, node.initial, scope);
+      case 'local': {
+        const local = this.#locals.get(node.name);
+        if (local === undefined) throw new Error(`internal: unbound local ${node.name}`);
+        return local;
+      }
+      case 'let': {
+        const value = this.#materialize(this.value(node.value, scope), true);
+        this.#bindLocal(node.name, value);
+        return this.value(node.body, scope);
+      }
+      case 'get': {
+        const object = this.#materialize(this.value(node.object, scope), true);
+        if (node.path.some((s) => FORBIDDEN_SEGMENTS.has(s))) return this.literal(null);
+        if (node.path.length === 0) return object;
+        const parts = this.#pathConds(object.code, true, node.path);
+        return { code: `(${parts.conds} ? ${parts.value} : null)`, kind: 'any', atom: false, pure: true };
+      }
+      case 'index': {
+        const [object, key] = this.#args([node.object, node.key], scope) as [Expr, Expr];
+        return { code: `getKey(${object.code}, ${key.code})`, kind: 'any', atom: false, pure: object.pure && key.pure };
+      }
+      case 'object':
+        return this.#object(node.entries, scope);
+      case 'concat': {
+        const parts = this.#args(node.parts, scope);
+        return { code: `concatArrays(${parts.map((p) => p.code).join(', ')})`, kind: 'array', atom: false, pure: parts.every((p) => p.pure) };
+      }
+      case 'coalesce':
+        return this.#coalesce(node.args, scope);
+      case 'output':
+        return this.#output(node.body, scope);
     }
+  }
+
+  // ---------------------------------------------------------------- DSL forms
+
+  #bindLocal(name: string, value: Expr): void {
+    if (this.#locals.has(name)) throw new Error(`internal: local ${name} bound twice`);
+    this.#locals.set(name, value);
+  }
+
+  /** Property key text for generated code; a forbidden key can never be emitted. */
+  #key(key: string): string {
+    if (FORBIDDEN_SEGMENTS.has(key)) throw new Error(`internal: forbidden key ${key}`);
+    return stringLiteral(key);
+  }
+
+  #object(entries: readonly ObjectEntry[], scope: Scope): Expr {
+    const keys = entries.flatMap((e) => ('spread' in e ? [] : [e.key]));
+    if (keys.length === entries.length && new Set(keys).size === keys.length) {
+      // Values in order, then one object literal (one allocation, one stable shape).
+      const values = this.#args(entries.map((e) => (e as { value: Node }).value), scope);
+      return this.#literalObject(keys, values.map((v) => (v.kind === 'null' ? v : this.#materialize(v, true))));
+    }
+    const o = this.#temp();
+    this.#emit(`${o} = {};`);
+    for (const entry of entries) {
+      if ('spread' in entry) {
+        const v = this.value(entry.spread, scope);
+        this.#emit(`mergeInto(${o}, ${v.code});`);
+        continue;
+      }
+      this.#assign(o, this.#key(entry.key), this.value(entry.value, scope));
+    }
+    return { code: o, kind: 'any', atom: true, pure: true, nonNull: true };
+  }
+
+  /**
+   * A fresh object with `keys` (distinct) whose values are atoms, leaving out null
+   * values: one literal with every key when none is null (the usual case, and always
+   * the same hidden class), else the keys one by one.
+   */
+  #literalObject(keys: readonly string[], values: readonly Expr[]): Expr {
+    const o = this.#temp();
+    const present = keys.map((k, i) => ({ key: this.#key(k), value: values[i]! })).filter((e) => e.value.kind !== 'null');
+    const maybeNull = present.filter((e) => e.value.kind === 'any' && !e.value.nonNull);
+    const literal = `{ ${present.map((e) => `${e.key}: ${e.value.code}`).join(', ')} }`;
+    if (maybeNull.length === 0) {
+      this.#emit(`${o} = ${literal};`);
+    } else {
+      this.#emit(
+        `if (${maybeNull.map((e) => `${e.value.code} != null`).join(' && ')}) ${o} = ${literal};`,
+        'else {',
+        `  ${o} = {};`,
+        ...present.map((e) => `  ${maybeNull.includes(e) ? `if (${e.value.code} != null) ` : ''}${o}[${e.key}] = ${e.value.code};`),
+        '}',
+      );
+    }
+    return { code: o, kind: 'any', atom: true, pure: true, nonNull: true };
+  }
+
+  /** `target[key] = value` unless the value is null (or undefined). */
+  #assign(target: string, key: string, value: Expr): void {
+    if (value.kind === 'null') return;
+    if (value.kind !== 'any' || value.nonNull) {
+      this.#emit(`${target}[${key}] = ${value.code};`);
+      return;
+    }
+    const v = value.atom && /^[A-Za-z_]\w*$/.test(value.code) ? value.code : this.#temp();
+    const read = v === value.code ? v : `(${v} = ${value.code})`;
+    this.#emit(`if (${read} != null) ${target}[${key}] = ${v};`);
+  }
+
+  #coalesce(args: readonly Node[], scope: Scope): Expr {
+    const parts = args.map((a) => this.#capture(() => this.value(a, scope)));
+    const kind = union(parts.map((p) => p.result.kind));
+    const pure = parts.every((p) => p.result.pure);
+    const r = this.#temp();
+    if (parts.length <= MAX_INLINE_CHAIN && parts.every((p) => p.stmts.length === 0)) {
+      let code = parts[parts.length - 1]!.result.code;
+      for (let i = parts.length - 2; i >= 0; i--) code = `((${r} = ${parts[i]!.result.code}) != null ? ${r} : ${code})`;
+      return { code, kind, atom: false, pure };
+    }
+    const label = `${r}_`;
+    const lines = [`${label}: {`];
+    parts.forEach((p, i) => {
+      lines.push(...this.#indent(p.stmts), `  ${r} = ${p.result.code};`);
+      if (i + 1 < parts.length) lines.push(`  if (${r} != null) break ${label};`);
+    });
+    lines.push('}');
+    this.#emit(...lines);
+    return { code: r, kind, atom: true, pure: true };
+  }
+
+  /** Mapping mode: the local holding the array steps left. */
+  #stepsVar(): string {
+    return (this.#steps ??= this.#temp());
+  }
+
+  /** The budget check for one array step. */
+  #step(): string[] {
+    if (this.#limits) return [`if (--${this.#stepsVar()} < 0) overBudget();`];
+    return this.#budget ? ['if (--b.steps < 0) overBudget();'] : [];
+  }
+
+  /**
+   * map / filter / some / every / sum / first / count with a lambda: the item (and its
+   * index) are locals, the scope stays. `sinkDepth`: a map building output at that depth
+   * (see `#sink`); its items are adopted into the output.
+   */
+  #lambdaIterate(op: string, sourceNode: Node, bodyNode: Node, param: string, index: string | undefined, scope: Scope, sinkDepth?: number): Expr {
+    const source = this.#materialize(this.value(sourceNode, scope), true);
+    const r = this.#temp();
+    const i = this.#temp();
+    const n = this.#temp();
+    const item = this.#temp();
+    this.#bindLocal(param, { code: item, kind: 'any', atom: true, pure: true });
+    if (index !== undefined) this.#bindLocal(index, { code: i, kind: 'number', atom: true, pure: true, finite: true });
+    // Operations that visit every item take their steps at once.
+    const visitsAll = op === 'map' || op === 'filter' || op === 'sum' || op === 'count';
+    const upfront = visitsAll && this.#limits !== null;
+    const loop = (bodyLines: string[]): string[] => [
+      `if (isArray(${source.code})) {`,
+      `  ${n} = ${source.code}.length;`,
+      ...(upfront ? [`  if ((${this.#stepsVar()} -= ${n}) < 0) overBudget();`] : []),
+      `  for (${i} = 0; ${i} < ${n}; ${i}++) {`,
+      ...(upfront ? [] : this.#indent(this.#indent(this.#step()))),
+      `    ${item} = ${source.code}[${i}];`,
+      `    if (${item} === undefined) ${item} = null;`,
+      ...this.#indent(this.#indent(bodyLines)),
+      '  }',
+      '}',
+    ];
+    let kind: Kind;
+    let lines: string[];
+    if (op === 'map' && sinkDepth !== undefined) {
+      const c = this.#counters!;
+      const body = this.#capture(() => this.#sink(bodyNode, scope, sinkDepth + 1));
+      lines = [`${r} = [];`, ...loop([...body.stmts, `${c.n} += 1; ${c.b} += 9;`, `${r}.push(${body.result.code});`])];
+      kind = 'array';
+    } else if (op === 'map') {
+      const body = this.#capture(() => this.value(bodyNode, scope));
+      const check = body.result.kind === 'any' && !body.result.nonNull;
+      const v = check ? `((${r}_v = ${body.result.code}) === undefined ? null : ${r}_v)` : body.result.code;
+      if (check) this.#temps.push(`${r}_v`);
+      lines = [`${r} = [];`, ...loop([...body.stmts, `${r}.push(${v});`])];
+      kind = 'array';
+    } else if (op === 'sum') {
+      const body = this.#capture(() => this.value(bodyNode, scope));
+      lines = [`${r} = 0;`, ...loop([...body.stmts, `${r} += sumValue(${body.result.code});`])];
+      kind = 'number';
+    } else {
+      const body = this.#capture(() => this.test(bodyNode, scope));
+      const t = body.result;
+      switch (op) {
+        case 'filter':
+          lines = [`${r} = [];`, ...loop([...body.stmts, `if (${t}) ${r}.push(${item});`])];
+          kind = 'array';
+          break;
+        case 'count':
+          lines = [`${r} = 0;`, ...loop([...body.stmts, `if (${t}) ${r}++;`])];
+          kind = 'number';
+          break;
+        case 'first':
+          lines = [`${r} = null;`, ...loop([...body.stmts, `if (${t}) { ${r} = ${item}; break; }`])];
+          kind = 'any';
+          break;
+        case 'some':
+          lines = [`${r} = false;`, ...loop([...body.stmts, `if (${t}) { ${r} = true; break; }`])];
+          kind = 'boolean';
+          break;
+        case 'every':
+        case 'all':
+          lines = [`${r} = true;`, ...loop([...body.stmts, `if (!${t}) { ${r} = false; break; }`])];
+          kind = 'boolean';
+          break;
+        case 'none':
+          lines = [`${r} = true;`, ...loop([...body.stmts, `if (${t}) { ${r} = false; break; }`])];
+          kind = 'boolean';
+          break;
+        default:
+          throw new Error(`internal: lambda op ${op}`);
+      }
+    }
+    this.#emit(...lines);
+    return { code: r, kind, atom: true, pure: true, nonNull: true };
+  }
+
+  // ---------------------------------------------------------------- owned mapping output
+
+  /**
+   * Mapping mode: `node`'s value, placed in the output at `depth` (the root is 0), as
+   * an atom the output may hold. Objects, arrays and maps written in the mapping are
+   * built fresh right here; any other value is adopted: strings, finite numbers and
+   * booleans as they are (counted inline), anything else through `own` (null for
+   * non-JSON values, a checked copy for objects and arrays, so the output never shares
+   * anything with the event). Containers count their entries statically (values, and
+   * bytes as key + value upper bounds); strings add their length.
+   */
+  #sink(node: Node, scope: Scope, depth: number): Expr {
+    const L = this.#limits!;
+    const c = this.#counters!;
+    if (depth > L.depth) {
+      const v = this.#materialize(this.value(node, scope), true);
+      if (v.kind !== 'null') this.#emit(`if (${v.code} != null) overLimit("depth");`);
+      return this.literal(null);
+    }
+    switch (node.type) {
+      case 'object': {
+        const keys = node.entries.flatMap((e) => ('spread' in e ? [] : [e.key]));
+        if (keys.length === node.entries.length && new Set(keys).size === keys.length) {
+          const values = node.entries.map((e) => this.#sink((e as { value: Node }).value, scope, depth + 1));
+          this.#emit(`${c.n} += ${keys.length}; ${c.b} += ${2 + keys.reduce((a, k) => a + k.length + 12, 0)};`);
+          return this.#literalObject(keys, values);
+        }
+        const o = this.#temp();
+        this.#emit(`${o} = {};`, `${c.b} += 2;`);
+        for (const entry of node.entries) {
+          if ('spread' in entry) {
+            const v = this.value(entry.spread, scope);
+            this.#emit(`mergeOwn(${o}, ${v.code}, ${depth + 1}, ${c.n}, ${c.b}, ${this.#limitsConst()}); ${c.n} = cost.n; ${c.b} = cost.b;`);
+            continue;
+          }
+          const v = this.#sink(entry.value, scope, depth + 1);
+          this.#emit(`${c.n} += 1; ${c.b} += ${entry.key.length + 12};`);
+          this.#assign(o, this.#key(entry.key), v);
+        }
+        return { code: o, kind: 'any', atom: true, pure: true, nonNull: true };
+      }
+      case 'array': {
+        const items = node.items.map((item) => this.#sink(item, scope, depth + 1));
+        this.#emit(`${c.n} += ${items.length}; ${c.b} += ${2 + 9 * items.length};`);
+        const a = this.#temp();
+        this.#emit(`${a} = [${items.map((i) => i.code).join(', ')}];`);
+        return { code: a, kind: 'array', atom: true, pure: true, nonNull: true };
+      }
+      case 'iterate':
+        if (node.param !== undefined && node.op === 'map') {
+          const r = this.#lambdaIterate(node.op, node.source, node.body, node.param, node.index, scope, depth);
+          this.#emit(`${c.b} += 2;`);
+          return r;
+        }
+        break;
+      case 'concat': {
+        const parts = this.#args(node.parts, scope);
+        const a = this.#temp();
+        this.#emit(`${a} = concatOwn(${depth}, ${c.n}, ${c.b}, ${this.#limitsConst()}${parts.map((p) => `, ${p.code}`).join('')}); ${c.n} = cost.n; ${c.b} = cost.b;`);
+        return { code: a, kind: 'array', atom: true, pure: true, nonNull: true };
+      }
+      case 'literal': {
+        const v = node.value;
+        if (v === null) return this.literal(null);
+        if (typeof v === 'string') {
+          this.#emit(`${c.b} += ${v.length};`);
+          return this.literal(v);
+        }
+        if (typeof v === 'number') return Number.isFinite(v) ? this.literal(v) : this.literal(null);
+        if (typeof v === 'boolean') return this.literal(v);
+        break;
+      }
+      default:
+        break;
+    }
+    const v = this.value(node, scope);
+    switch (v.kind) {
+      case 'null':
+        return v;
+      case 'string': {
+        const t = this.#materialize(v, true);
+        this.#emit(`${c.b} += ${t.code}.length;`);
+        return { ...t, nonNull: true };
+      }
+      case 'boolean':
+        return { ...this.#materialize(v, true), nonNull: true };
+      case 'number': {
+        if (v.finite) return { ...this.#materialize(v, true), nonNull: true };
+        const t = this.#temp();
+        this.#emit(`if ((${t} = ${v.code}) - ${t} !== 0) ${t} = null;`);
+        return { code: t, kind: 'any', atom: true, pure: true };
+      }
+      default: {
+        const t = this.#temp();
+        this.#emit(
+          `if (typeof (${t} = ${v.code}) === "string") ${c.b} += ${t}.length;`,
+          `else if (${t} == null) ${t} = null;`,
+          `else if (typeof ${t} === "number" ? ${t} - ${t} !== 0 : typeof ${t} !== "boolean") ${t} = own(${t}, ${depth}, ${c.n}, ${c.b}, ${this.#limitsConst()}), ${c.n} = cost.n, ${c.b} = cost.b;`,
+        );
+        return { code: t, kind: 'any', atom: true, pure: true };
+      }
+    }
+  }
+
+  #limitsConst(): string {
+    const L = this.#limits!;
+    return this.#constant(this.#frozenLimits ??= Object.freeze({ nodes: L.nodes, bytes: L.bytes, depth: L.depth }), 'k');
+  }
+
+  #frozenLimits: OutputLimits | undefined;
+
+  // ---------------------------------------------------------------- output statements
+
+  #output(body: readonly Stmt[], scope: Scope): Expr {
+    if (this.#limits === null) return this.#outputStatements(body, scope);
+    const saved = this.#counters;
+    const counters = { n: this.#temp(), b: this.#temp() };
+    this.#counters = counters;
+    try {
+      const L = this.#limits;
+      const tree = simpleOutput(body);
+      if (tree !== null) {
+        // Only bindings and assignments to distinct paths: evaluate in order, then
+        // build the whole output as nested object literals.
+        const lines = this.#capture(() => this.#outputTree(tree, body, scope));
+        const o = lines.result;
+        this.#emit(
+          `${counters.n} = 1; ${counters.b} = 2;`,
+          ...lines.stmts,
+          `if (${counters.n} > ${L.nodes}) overLimit("nodes");`,
+          `if (${counters.b} > ${L.bytes}) overLimit("bytes");`,
+          `cost.b = ${counters.b};`,
+        );
+        return o;
+      }
+      const o = this.#temp();
+      const label = `${o}_`;
+      const block: OutputBlock = { root: o, label, known: new Map([['', o]]), assigned: new Set(), invalidated: [], merged: false };
+      const lines = this.#capture(() => this.#stmts(body, scope, block));
+      this.#emit(
+        `${label}: {`,
+        `  ${o} = {};`,
+        `  ${counters.n} = 1; ${counters.b} = 2;`,
+        ...this.#indent(lines.stmts),
+        `  if (${counters.n} > ${L.nodes}) overLimit("nodes");`,
+        `  if (${counters.b} > ${L.bytes}) overLimit("bytes");`,
+        `  cost.b = ${counters.b};`,
+        '}',
+      );
+      return { code: o, kind: 'any', atom: true, pure: true };
+    } finally {
+      this.#counters = saved;
+    }
+  }
+
+  /** The statements of a simple output in order; returns the root object. */
+  #outputTree(tree: OutputTree, body: readonly Stmt[], scope: Scope): Expr {
+    const c = this.#counters!;
+    const leaves = new Map<Stmt, Expr>();
+    for (const stmt of body) {
+      if (stmt.type === 'bind') this.#bindLocal(stmt.name, this.#materialize(this.value(stmt.value, scope), true));
+      else if (stmt.type === 'set') leaves.set(stmt, this.#sink(stmt.value, scope, stmt.path.length));
+    }
+    const build = (node: OutputTree): Expr => {
+      const keys = [...node.keys()];
+      const values = keys.map((k) => {
+        const child = node.get(k)!;
+        return child instanceof Map ? build(child) : leaves.get(child)!;
+      });
+      this.#emit(`${c.n} += ${keys.length}; ${c.b} += ${2 + keys.reduce((a, k) => a + k.length + 12, 0)};`);
+      return this.#literalObject(keys, values);
+    };
+    return build(tree);
+  }
+
+  #outputStatements(body: readonly Stmt[], scope: Scope): Expr {
+    const o = this.#temp();
+    const label = `${o}_`;
+    const block: OutputBlock = { root: o, label, known: new Map([['', o]]), assigned: new Set(), invalidated: [], merged: false };
+    const lines = this.#capture(() => this.#stmts(body, scope, block));
+    this.#emit(`${label}: {`, `  ${o} = {};`, ...this.#indent(lines.stmts), '}');
+    return { code: o, kind: 'any', atom: true, pure: true };
+  }
+
+  #stmts(stmts: readonly Stmt[], scope: Scope, block: OutputBlock): void {
+    for (const stmt of stmts) {
+      switch (stmt.type) {
+        case 'bind':
+          this.#bindLocal(stmt.name, this.#materialize(this.value(stmt.value, scope), true));
+          break;
+        case 'drop':
+          this.#emit(`${block.root} = null;`, `break ${block.label};`);
+          return; // nothing after a drop runs
+        case 'merge': {
+          const v = this.value(stmt.value, scope);
+          const c = this.#counters;
+          if (c) this.#emit(`mergeOwn(${block.root}, ${v.code}, 1, ${c.n}, ${c.b}, ${this.#limitsConst()}); ${c.n} = cost.n; ${c.b} = cost.b;`);
+          else this.#emit(`mergeInto(${block.root}, ${v.code});`);
+          block.merged = true;
+          invalidate(block, '');
+          break;
+        }
+        case 'when': {
+          const test = this.#capture(() => this.test(stmt.test, scope));
+          const branch = (list: readonly Stmt[]) => {
+            const inner: OutputBlock = { ...block, known: new Map(block.known), assigned: new Set(block.assigned), invalidated: [] };
+            const out = this.#capture(() => this.#stmts(list, scope, inner));
+            return { lines: out.stmts, inner };
+          };
+          const then = branch(stmt.then);
+          const otherwise = branch(stmt.otherwise);
+          this.#emit(...test.stmts, `if (${test.result}) {`, ...this.#indent(then.lines), ...(otherwise.lines.length ? ['} else {', ...this.#indent(otherwise.lines)] : []), '}');
+          // What either branch may have replaced is unknown afterwards.
+          for (const b of [then.inner, otherwise.inner]) {
+            for (const key of b.assigned) block.assigned.add(key);
+            for (const key of b.invalidated) invalidate(block, key);
+            if (b.merged) block.merged = true;
+          }
+          break;
+        }
+        case 'set':
+          this.#set(stmt.path, stmt.value, scope, block);
+          break;
+      }
+    }
+  }
+
+  /** The value of an assignment: adopted into the output in mapping mode. */
+  #setValue(path: readonly (string | number)[], valueNode: Node, scope: Scope): Expr {
+    const c = this.#counters;
+    if (c === null) return this.value(valueNode, scope);
+    const v = this.#sink(valueNode, scope, path.length);
+    // Upper bounds for the containers the path may create (index gaps fill with null).
+    const slots = path.reduce<number>((a, s) => a + (typeof s === 'number' ? s + 1 : 1), 0);
+    const keyBytes = path.reduce<number>((a, s) => a + (typeof s === 'string' ? s.length : 0), 0);
+    this.#emit(`${c.n} += ${slots}; ${c.b} += ${keyBytes + 14 * slots};`);
+    return v;
+  }
+
+  #set(path: readonly (string | number)[], valueNode: Node, scope: Scope, block: OutputBlock): void {
+    if (path.some((s) => typeof s === 'number')) {
+      const value = this.#setValue(path, valueNode, scope);
+      const p = this.#constant(Object.freeze(path.map((s) => (typeof s === 'string' ? (this.#key(s), s) : s))));
+      this.#emit(`setPath(${block.root}, ${p}, ${value.code});`);
+      // setPath copies the containers on its way: any we hold there are stale.
+      invalidate(block, String(path[0]));
+      block.assigned.add(String(path[0]));
+      return;
+    }
+    const segments = path as readonly string[];
+    // The value first (its statements may not run between creating parents and assigning).
+    const value = this.#setValue(path, valueNode, scope);
+    // Parents: ours when this block (or an enclosing one) made them; otherwise made ours now.
+    let parent = block.root;
+    for (let i = 0; i < segments.length - 1; i++) {
+      const key = segments.slice(0, i + 1).join('\u0000');
+      const known = block.known.get(key);
+      if (known !== undefined) {
+        parent = known;
+        continue;
+      }
+      const t = this.#temp();
+      const seg = this.#key(segments[i]!);
+      const fresh = !block.merged && ![...block.assigned].some((a) => a === key || key.startsWith(`${a}\u0000`) || a.startsWith(`${key}\u0000`));
+      this.#emit(fresh ? `${parent}[${seg}] = ${t} = {};` : `${t} = ensureObject(${parent}, ${seg});`);
+      block.known.set(key, t);
+      block.assigned.add(key);
+      parent = t;
+    }
+    const last = segments[segments.length - 1]!;
+    const key = segments.join('\u0000');
+    const before = block.merged || [...block.assigned].some((a) => a === key || a.startsWith(`${key}\u0000`));
+    invalidate(block, key);
+    block.assigned.add(key);
+    if (before) {
+      // The field may hold an earlier value: null removes it.
+      const v = this.#temp();
+      this.#emit(`if ((${v} = ${value.code}) != null) ${parent}[${this.#key(last)}] = ${v}; else delete ${parent}[${this.#key(last)}];`);
+      return;
+    }
+    this.#assign(parent, this.#key(last), value);
   }
 
   literal(value: unknown): Expr {
@@ -417,9 +977,33 @@ class Generator {
    * constant objects, and the optimiser folds them away. `strictOwn` uses
    * `Object.hasOwn` on every read.
    */
-  #own(parent: string, segment: string, key: string): string {
-    if (this.#strictOwn || isBuiltinPrototypeKey(segment)) return `hasOwn(${parent}, ${key})`;
-    return `(ArrayProto[${key}] === undefined && StringProto[${key}] === undefined && NumberProto[${key}] === undefined && BooleanProto[${key}] === undefined || hasOwn(${parent}, ${key}))`;
+  #own(parent: string, segment: string, key: string): string | null {
+    if (this.#strictOwn) return `hasOwn(${parent}, ${key})`;
+    switch (keyGuard(segment)) {
+      case 'own':
+        return `hasOwn(${parent}, ${key})`;
+      case 'proto':
+        this.#guardObject.add(segment);
+        return `(getPrototypeOf(${parent}) === ObjectProto || hasOwn(${parent}, ${key}))`;
+      case 'none':
+        this.#guardPlain.add(segment);
+        return null;
+    }
+  }
+
+  /**
+   * The check at function entry that makes plain reads own reads (see `#own`): the
+   * built-in prototypes JSON data can reach have not gained any key this function
+   * reads without `hasOwn`. Grouped by prototype so the optimiser loads each once;
+   * these are loads of absent properties from constant objects, which it folds.
+   */
+  #entryGuard(): string | null {
+    const checks: string[] = [];
+    for (const proto of ['ArrayProto', 'StringProto', 'NumberProto', 'BooleanProto']) {
+      for (const key of this.#guardPlain) checks.push(`${proto}[${stringLiteral(key)}] === undefined`);
+    }
+    for (const key of this.#guardObject) checks.push(`ObjectProto[${stringLiteral(key)}] === undefined`);
+    return checks.length === 0 ? null : checks.join(' && ');
   }
 
   /**
@@ -436,13 +1020,14 @@ class Generator {
   #pathConds(base: string, baseNullable: boolean, segments: readonly string[]): { conds: string; value: string } {
     if (segments.length === 0) return { conds: baseNullable ? `${base} !== undefined` : 'true', value: base };
     this.#usesVar = true;
-    const conds: string[] = [`(vp = ${base}) != null`];
+    const conds: string[] = [`(vv = ${base}) != null`];
     segments.forEach((segment, i) => {
       const key = stringLiteral(segment);
       const last = i === segments.length - 1;
-      const read = i === 0 ? `(vv = vp[${key}])` : `(vv = (vp = vv)[${key}])`;
+      const own = this.#own('vp', segment, key);
+      const read = own === null ? `(vv = vv[${key}])` : `(vv = (vp = vv)[${key}])`;
       conds.push(last ? `${read} !== undefined` : `${read} != null`);
-      conds.push(this.#own('vp', segment, key));
+      if (own !== null) conds.push(own);
     });
     return { conds: `(${conds.join(' && ')})`, value: 'vv' };
   }
@@ -726,7 +1311,7 @@ class Generator {
       if (haystack.type === 'literal' && Array.isArray(haystack.value)) {
         const needle = this.value(nodes[0]!, scope);
         const list = this.#constant(Object.freeze(haystack.value.slice()));
-        return { code: `(arrayIndexOf.call(${list}, ${needle.code}) !== -1)`, kind: 'boolean', atom: false, pure: needle.pure };
+        return { code: `arrayHas(${list}, ${needle.code})`, kind: 'boolean', atom: false, pure: needle.pure };
       }
       const needleNode = nodes[0]!;
       const read = this.#staticRead(haystack, scope);
@@ -734,7 +1319,7 @@ class Generator {
         const n = this.literal(needleNode.value).code;
         const h = read.value;
         return {
-          code: `(${read.conds} ? (isArray(${h}) ? arrayIndexOf.call(${h}, ${n}) !== -1 : typeof ${h} === "string" && ${h} !== "" && stringIndexOf.call(${h}, ${n}) !== -1) : ${runtime.inOp(needleNode.value, read.fallback)})`,
+          code: `(${read.conds} ? (isArray(${h}) ? arrayHas(${h}, ${n}) : typeof ${h} === "string" && stringHas(${h}, ${n})) : ${runtime.inOp(needleNode.value, read.fallback)})`,
           kind: 'boolean',
           atom: false,
           pure: true,
@@ -746,7 +1331,7 @@ class Generator {
       const h = this.#temp();
       const first = needle.atom ? '' : `${n} = ${needle.code}, `;
       return {
-        code: `(${first}${h} = ${hay.code}, isArray(${h}) ? arrayIndexOf.call(${h}, ${n}) !== -1 : typeof ${h} === "string" && ${h} !== "" && stringIndexOf.call(${h}, ${n}) !== -1)`,
+        code: `(${first}${h} = ${hay.code}, isArray(${h}) ? arrayHas(${h}, ${n}) : typeof ${h} === "string" && stringHas(${h}, ${n}))`,
         kind: 'boolean',
         atom: false,
         pure: needle.pure && hay.pure,
@@ -990,9 +1575,62 @@ function needsPair(node: Node): boolean {
       children.push(node.arg);
       break;
     default:
+      // DSL forms (JSON-Logic never puts them in a reduce body).
+      children.push(...sameScopeChildren(node));
       break;
   }
   return children.some(needsPair);
+}
+
+interface OutputBlock {
+  readonly root: string;
+  readonly label: string;
+  /** Static parent path (segments joined by NUL) → variable holding the object this mapping made there. */
+  readonly known: Map<string, string>;
+  /** Paths (and parents) that statements so far may have assigned. */
+  readonly assigned: Set<string>;
+  /** Paths whose known objects this block may have replaced (applied to the enclosing block after it). */
+  readonly invalidated: string[];
+  /** A merge ran: any key of the root may exist. */
+  merged: boolean;
+}
+
+/** Forgets the known objects at `key` and below (`''`: all but the root). */
+function invalidate(block: OutputBlock, key: string): void {
+  block.invalidated.push(key);
+  for (const k of [...block.known.keys()]) {
+    if (k === '') continue;
+    if (key === '' || k === key || k.startsWith(`${key}\u0000`)) block.known.delete(k);
+  }
+}
+
+/** A simple output as a tree: key → subtree, or the `set` statement assigning that path. */
+type OutputTree = Map<string, OutputTree | Stmt>;
+
+/**
+ * The tree of an output body that only binds locals and assigns distinct string paths,
+ * none a prefix of another (so no statement sees another's effect); null otherwise.
+ */
+function simpleOutput(body: readonly Stmt[]): OutputTree | null {
+  const root: OutputTree = new Map();
+  for (const stmt of body) {
+    if (stmt.type === 'bind') continue;
+    if (stmt.type !== 'set' || stmt.path.length === 0 || stmt.path.some((s) => typeof s !== 'string')) return null;
+    let node = root;
+    const path = stmt.path as readonly string[];
+    for (let i = 0; i < path.length - 1; i++) {
+      const next = node.get(path[i]!);
+      if (next === undefined) {
+        const child: OutputTree = new Map();
+        node.set(path[i]!, child);
+        node = child;
+      } else if (next instanceof Map) node = next;
+      else return null;
+    }
+    if (node.has(path[path.length - 1]!)) return null;
+    node.set(path[path.length - 1]!, stmt);
+  }
+  return root;
 }
 
 /** Generates and instantiates the function for an IR tree. */

@@ -2,9 +2,9 @@
  * `compileRule`: JSON-Logic → IR (lower.ts) → constant folding → JavaScript
  * (codegen.ts), cached per rule in a bounded LRU.
  */
-import { generate } from './codegen.js';
+import { generate, type GenerateOptions } from './codegen.js';
 import { JsonLogicCompileError } from './errors.js';
-import { sameScopeChildren, type Node } from './ir.js';
+import { sameScopeChildren, type Node, type Stmt } from './ir.js';
 import { lowerJsonLogic, type LowerLimits } from './lower.js';
 import { createOperations, type Operations } from './operations.js';
 
@@ -127,8 +127,16 @@ export function compileRule(rule: unknown, options: CompileOptions = {}): Compil
 }
 
 function compileUncached(rule: unknown, operations: Operations, limits: LowerLimits, strictOwnProperties: boolean): CompiledRule {
-  const ir = foldConstants(lowerJsonLogic(rule, operations, limits), operations);
-  const { source, fn } = generate(ir, operations, { strictOwnProperties });
+  return compileIr(lowerJsonLogic(rule, operations, limits), operations, { strictOwnProperties });
+}
+
+/**
+ * IR (from any front end) → constant folding → generated function, with the same
+ * shape as a compiled JSON-Logic rule. The mapping DSL compiles through here.
+ */
+export function compileIr(root: Node, operations: Operations, options: GenerateOptions = {}): CompiledRule {
+  const ir = foldConstants(root, operations);
+  const { source, fn } = generate(ir, operations, options);
   // The generated function itself, not a wrapper: a shared wrapper would give
   // every rule one call site, which turns megamorphic as soon as there are several.
   const compiled = fn as CompiledRule;
@@ -207,6 +215,9 @@ function foldConstants(root: Node, operations: Operations): Node {
       case 'dynamic_var':
       case 'missing':
       case 'missing_some':
+      case 'local':
+      case 'output':
+      case 'let':
         return false;
       case 'call': {
         const op = operations.get(node.op);
@@ -277,5 +288,37 @@ function mapChildren(node: Node, fn: (n: Node) => Node): Node {
       return { ...node, source: fn(node.source), body: fn(node.body) };
     case 'reduce':
       return { ...node, source: fn(node.source), body: fn(node.body), initial: opt(node.initial) };
+    case 'local':
+      return node;
+    case 'let':
+      return { ...node, value: fn(node.value), body: fn(node.body) };
+    case 'get':
+      return { ...node, object: fn(node.object) };
+    case 'index':
+      return { ...node, object: fn(node.object), key: fn(node.key) };
+    case 'object':
+      return { ...node, entries: node.entries.map((e) => ('spread' in e ? { spread: fn(e.spread) } : { key: e.key, value: fn(e.value) })) };
+    case 'concat':
+      return { ...node, parts: node.parts.map(fn) };
+    case 'coalesce':
+      return { ...node, args: node.args.map(fn) };
+    case 'output':
+      return { ...node, body: mapStmts(node.body, fn) };
   }
+}
+
+function mapStmts(stmts: readonly Stmt[], fn: (n: Node) => Node): Stmt[] {
+  return stmts.map((s): Stmt => {
+    switch (s.type) {
+      case 'set':
+        return { ...s, value: fn(s.value) };
+      case 'merge':
+      case 'bind':
+        return { ...s, value: fn(s.value) };
+      case 'when':
+        return { ...s, test: fn(s.test), then: mapStmts(s.then, fn), otherwise: mapStmts(s.otherwise, fn) };
+      case 'drop':
+        return s;
+    }
+  });
 }

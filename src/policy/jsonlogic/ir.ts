@@ -41,14 +41,49 @@
  *                                           is called.
  *   missing      { args }                   keys of the scope data that are null/"".
  *   missing_some { need, keys }
- *   iterate      { op, source, body }       map | filter | all | some | none: `body`
- *                                           runs in a NEW scope whose data is the item.
+ *   iterate      { op, source, body,        map | filter | all | some | none: `body`
+ *                  param?, index? }         runs in a NEW scope whose data is the item.
+ *                                           With `param` (a lambda, from the DSL) the body
+ *                                           stays in the SAME scope and the item is the
+ *                                           local `param` (its index the local `index`,
+ *                                           when given); the DSL's ops every | sum |
+ *                                           first | count exist only in this form.
  *   reduce       { source, body, initial }  `body` runs in a new scope whose data is
  *                                           { current, accumulator }.
+ *
+ * Added for the mapping DSL (JSON-Logic never produces these):
+ *   local        { name }                   a local bound by `let` / a `bind` statement /
+ *                                           a lambda's `param`. Names are unique per tree
+ *                                           (the front end renames); they never reach
+ *                                           the generated source.
+ *   let          { name, value, body }      evaluates `value` once, then `body`.
+ *   get          { object, path }           a static path read from a computed value, with
+ *                                           `var`'s rules (own properties, missing → null).
+ *   index        { object, key }            one computed key: array index or own property;
+ *                                           forbidden keys read as null.
+ *   object       { entries }                a FRESH object; entries are { key, value } or
+ *                                           { spread }. A null value leaves its key out;
+ *                                           a spread copies the own enumerable keys of a
+ *                                           plain object (forbidden keys and nulls skipped).
+ *                                           No key is ever a FORBIDDEN_SEGMENT.
+ *   concat       { parts }                  a FRESH array: the items of every part that is
+ *                                           an array, in order (array literal with spread).
+ *   coalesce     { args }                   the first argument that is not null (`??`).
+ *   output       { body: Stmt[] }           runs statements that build a fresh object, the
+ *                                           value; a `drop` statement makes it null.
+ *
+ * Stmt =
+ *   set   { path: (string|number)[], value }  assign below the output root, creating
+ *                                             parents ({} for a key, [] for an index);
+ *                                             a null value leaves the field out.
+ *   merge { value }                           copy a plain object's own keys into the root.
+ *   bind  { name, value }                     a local for the statements that follow.
+ *   when  { test, then, otherwise }           conditional statements.
+ *   drop  {}                                  the output is null (the event is dropped).
  * ```
  *
- * Scopes do not nest: inside a body, `var` sees only the item (as in json-logic-js).
- * Nodes are plain, immutable objects; passes return new trees.
+ * JSON-Logic scopes do not nest: inside a body, `var` sees only the item (as in
+ * json-logic-js). Nodes are plain, immutable objects; passes return new trees.
  */
 
 /** Comparison operators; `<` and `<=` accept a third operand (between). */
@@ -56,7 +91,9 @@ export type CompareOp = '==' | '===' | '!=' | '!==' | '>' | '>=' | '<' | '<=';
 /** Arithmetic operators with json-logic-js coercion rules. */
 export type ArithOp = '+' | '-' | '*' | '/' | '%' | 'min' | 'max';
 /** Array operators whose body runs once per item, with the item as scope data. */
-export type IterateOp = 'map' | 'filter' | 'all' | 'some' | 'none';
+export type IterateOp = 'map' | 'filter' | 'all' | 'some' | 'none' | LambdaOnlyOp;
+/** Array operators that exist only with a lambda `param` (from the DSL). `every` is true on []. */
+export type LambdaOnlyOp = 'every' | 'sum' | 'first' | 'count';
 
 export interface LiteralNode {
   readonly type: 'literal';
@@ -133,6 +170,10 @@ export interface IterateNode {
   readonly op: IterateOp;
   readonly source: Node;
   readonly body: Node;
+  /** Lambda form: the item is this local and the body stays in the enclosing scope. */
+  readonly param?: string;
+  /** Lambda form with a second parameter: the item's index (0, 1, …) is this local. */
+  readonly index?: string;
 }
 export interface ReduceNode {
   readonly type: 'reduce';
@@ -141,7 +182,60 @@ export interface ReduceNode {
   readonly initial: Node | null;
 }
 
+export interface LocalNode {
+  readonly type: 'local';
+  readonly name: string;
+}
+export interface LetNode {
+  readonly type: 'let';
+  readonly name: string;
+  readonly value: Node;
+  readonly body: Node;
+}
+export interface GetNode {
+  readonly type: 'get';
+  readonly object: Node;
+  readonly path: readonly string[];
+}
+export interface IndexNode {
+  readonly type: 'index';
+  readonly object: Node;
+  readonly key: Node;
+}
+export type ObjectEntry = { readonly key: string; readonly value: Node } | { readonly spread: Node };
+export interface ObjectNode {
+  readonly type: 'object';
+  readonly entries: readonly ObjectEntry[];
+}
+export interface ConcatNode {
+  readonly type: 'concat';
+  readonly parts: readonly Node[];
+}
+export interface CoalesceNode {
+  readonly type: 'coalesce';
+  readonly args: readonly Node[];
+}
+export interface OutputNode {
+  readonly type: 'output';
+  readonly body: readonly Stmt[];
+}
+
+export type Stmt =
+  | { readonly type: 'set'; readonly path: readonly (string | number)[]; readonly value: Node }
+  | { readonly type: 'merge'; readonly value: Node }
+  | { readonly type: 'bind'; readonly name: string; readonly value: Node }
+  | { readonly type: 'when'; readonly test: Node; readonly then: readonly Stmt[]; readonly otherwise: readonly Stmt[] }
+  | { readonly type: 'drop' };
+
 export type Node =
+  | LocalNode
+  | LetNode
+  | GetNode
+  | IndexNode
+  | ObjectNode
+  | ConcatNode
+  | CoalesceNode
+  | OutputNode
   | LiteralNode
   | ArrayNode
   | DataNode
@@ -192,10 +286,46 @@ export function sameScopeChildren(node: Node): Node[] {
     case 'missing_some':
       return [node.need, node.keys];
     case 'iterate':
-      return [node.source];
+      return node.param === undefined ? [node.source] : [node.source, node.body];
     case 'reduce':
       return node.initial ? [node.source, node.initial] : [node.source];
+    case 'local':
+      return [];
+    case 'let':
+      return [node.value, node.body];
+    case 'get':
+      return [node.object];
+    case 'index':
+      return [node.object, node.key];
+    case 'object':
+      return node.entries.map((e) => ('spread' in e ? e.spread : e.value));
+    case 'concat':
+      return [...node.parts];
+    case 'coalesce':
+      return [...node.args];
+    case 'output':
+      return stmtChildren(node.body);
   }
+}
+
+/** The expressions of statements, nested blocks included, in order. */
+export function stmtChildren(stmts: readonly Stmt[]): Node[] {
+  const out: Node[] = [];
+  for (const s of stmts) {
+    switch (s.type) {
+      case 'set':
+      case 'merge':
+      case 'bind':
+        out.push(s.value);
+        break;
+      case 'when':
+        out.push(s.test, ...stmtChildren(s.then), ...stmtChildren(s.otherwise));
+        break;
+      case 'drop':
+        break;
+    }
+  }
+  return out;
 }
 
 /** Whether `node` (in its own scope, bodies excluded) reads the scope data. */

@@ -88,6 +88,22 @@ function toText(value: unknown): string {
   return value === null || value === undefined ? '' : String(value);
 }
 
+/**
+ * `arrayIndexOf.call(list, x) !== -1` as a plain loop: generated code calls this
+ * instead of `.call`-ing the built-in (which the optimiser does not inline there).
+ * Strict equality, so NaN is never found; holes only match through indexOf's rules.
+ */
+function arrayHas(list: readonly unknown[], x: unknown): boolean {
+  if (x === undefined) return arrayIndexOf.call(list, x) !== -1;
+  for (let i = 0, n = list.length; i < n; i++) if (list[i] === x) return true;
+  return false;
+}
+
+/** `in` on a string haystack (json-logic-js: an empty haystack is false before searching). */
+function stringHas(haystack: string, needle: unknown): boolean {
+  return haystack !== '' && stringIndexOf.call(haystack, needle as string) !== -1;
+}
+
 /** `in`: substring for strings, strict membership for arrays, false otherwise. */
 function inOp(needle: unknown, haystack: unknown): boolean {
   // Deviation: json-logic-js calls any `indexOf` it finds on the haystack; we
@@ -118,6 +134,259 @@ function cat(...args: unknown[]): string {
   return out;
 }
 
+// ------------------------------------------------------------------ mapping DSL helpers
+// Used only by code generated from the IR nodes the DSL adds (object, concat, index,
+// output statements). They never read or write a forbidden key and copy only own
+// enumerable properties of plain data.
+
+/** Which run-time limit a mapping exceeded. */
+export type LimitKind = 'steps' | 'nodes' | 'bytes' | 'depth';
+
+/** Thrown by generated code when a mapping exceeds a run-time limit (see `GenerateOptions.budget` and `.output`). */
+export class LimitError extends Error {
+  override readonly name = 'LimitError';
+  readonly limit: LimitKind;
+  constructor(limit: LimitKind, message: string) {
+    super(message);
+    this.limit = limit;
+  }
+}
+
+function overBudget(): never {
+  throw new LimitError('steps', 'the mapping ran more array steps than allowed');
+}
+
+function overLimit(limit: LimitKind): never {
+  throw new LimitError(limit, limit === 'depth' ? 'the output nests too deeply' : limit === 'nodes' ? 'the output has too many values' : 'the output is too large');
+}
+
+function isPlainData(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || isArray(value)) return false;
+  const proto = getPrototypeOf(value);
+  return proto === ObjectProto || proto === null;
+}
+
+/** `object[key]` for a key computed at run time: an array index or an own property; missing → null. */
+function getKey(object: unknown, key: unknown): unknown {
+  if (object === null || object === undefined) return null;
+  let k: string;
+  if (typeof key === 'number') {
+    if (!Number.isInteger(key)) return null;
+    if (isArray(object) && key < 0) key = object.length + key;
+    k = String(key);
+  } else if (typeof key === 'string') k = key;
+  else return null;
+  if (FORBIDDEN_SEGMENTS.has(k) || typeof object !== 'object' && typeof object !== 'string') return null;
+  if (typeof object === 'string') {
+    const i = Number(k);
+    return Number.isInteger(i) && i >= 0 && i < object.length && String(i) === k ? object[i] : null;
+  }
+  if (!hasOwn(object as object, k)) return null;
+  const v = (object as Record<string, unknown>)[k];
+  return v === undefined ? null : v;
+}
+
+/** Copies the own enumerable keys of plain data into `target`, skipping forbidden keys and nulls. */
+function mergeInto(target: Record<string, unknown>, source: unknown): void {
+  if (!isPlainData(source)) return;
+  const keys = Object.keys(source);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    if (FORBIDDEN_SEGMENTS.has(k)) continue;
+    const v = source[k];
+    if (v !== null && v !== undefined) target[k] = v;
+  }
+}
+
+/** Concatenates the parts that are arrays into a fresh array (array literal with spread). */
+function concatArrays(...parts: unknown[]): unknown[] {
+  const out: unknown[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    if (isArray(p)) for (let j = 0; j < p.length; j++) out.push(p[j] === undefined ? null : p[j]);
+  }
+  return out;
+}
+
+/**
+ * The object at `parent[key]`, made ours: an existing plain object is replaced by a
+ * shallow copy (it may be the event's), anything else by `{}`.
+ */
+function ensureObject(parent: Record<string, unknown>, key: string): Record<string, unknown> {
+  const existing = hasOwn(parent, key) ? parent[key] : undefined;
+  const fresh: Record<string, unknown> = {};
+  if (isPlainData(existing)) mergeInto(fresh, existing);
+  parent[key] = fresh;
+  return fresh;
+}
+
+/** Assigns below `root`, copying every container on the way (see ensureObject); index gaps fill with null. */
+function setPath(root: Record<string, unknown>, path: readonly (string | number)[], value: unknown): void {
+  if (value === null || value === undefined) return;
+  let node: Record<string, unknown> | unknown[] = root;
+  for (let i = 0; i < path.length; i++) {
+    const seg = path[i] as string | number;
+    const last = i === path.length - 1;
+    const next = path[i + 1];
+    if (typeof seg === 'number') {
+      const arr = node as unknown[];
+      while (arr.length < seg) arr.push(null);
+      if (last) {
+        arr[seg] = value;
+        return;
+      }
+      const existing = arr[seg];
+      const child: Record<string, unknown> | unknown[] = typeof next === 'number'
+        ? (isArray(existing) ? existing.slice() : [])
+        : (() => { const o: Record<string, unknown> = {}; mergeInto(o, existing); return o; })();
+      arr[seg] = child;
+      node = child;
+    } else {
+      const obj = node as Record<string, unknown>;
+      if (last) {
+        obj[seg] = value;
+        return;
+      }
+      const existing = hasOwn(obj, seg) ? obj[seg] : undefined;
+      const child: Record<string, unknown> | unknown[] = typeof next === 'number'
+        ? (isArray(existing) ? existing.slice() : [])
+        : (() => { const o: Record<string, unknown> = {}; mergeInto(o, existing); return o; })();
+      obj[seg] = child;
+      node = child;
+    }
+  }
+}
+
+/** A number for `sum`: numbers and numeric strings count, anything else adds 0. */
+function sumValue(value: unknown): number {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : 0;
+  if (typeof value === 'string' && value.trim() !== '') {
+    const n = Number(value);
+    return Number.isFinite(n) ? n : 0;
+  }
+  return 0;
+}
+
+// ------------------------------------------------------------------ owned mapping output
+// Generated mapping code builds its output from fresh objects and counts values and
+// approximate JSON bytes as it goes (see codegen `#sink`). A value it did not build
+// (read from the event, returned by a function, bound to a local) is adopted through
+// `own`: primitives as they are (non-finite numbers and non-JSON values become null),
+// containers as a fresh, checked copy.
+
+/** Limits of one mapping output, fixed at compile time. */
+export interface OutputLimits {
+  readonly nodes: number;
+  readonly bytes: number;
+  readonly depth: number;
+}
+
+/**
+ * Running totals (values, bytes) after the last `own`/`mergeOwn`/`concatOwn` call, and
+ * after a whole output (`b`: its bytes). Generated code reads them immediately after
+ * the call; nothing runs in between, so nested mappings cannot mix them up.
+ */
+const cost = { n: 0, b: 0 };
+
+/** A fresh copy of `v` as plain JSON data at `depth`, adding to `cost` and checking `L`. */
+function copyTree(v: unknown, depth: number, L: OutputLimits): unknown {
+  if (++cost.n > L.nodes) overLimit('nodes');
+  if (depth > L.depth) overLimit('depth');
+  if (cost.b > L.bytes) overLimit('bytes');
+  switch (typeof v) {
+    case 'string':
+      cost.b += v.length + 2;
+      return v;
+    case 'number':
+      cost.b += 8;
+      return v - v === 0 ? v : null;
+    case 'boolean':
+      cost.b += 5;
+      return v;
+    case 'object': {
+      if (v === null) {
+        cost.b += 4;
+        return null;
+      }
+      if (isArray(v)) {
+        cost.b += 2;
+        const out = new Array<unknown>(v.length);
+        for (let i = 0; i < v.length; i++) {
+          const x = v[i];
+          out[i] = x === undefined ? null : copyTree(x, depth + 1, L);
+          cost.b += 1;
+        }
+        return out;
+      }
+      if (!isPlainData(v)) return null;
+      cost.b += 2;
+      const out: Record<string, unknown> = {};
+      const keys = Object.keys(v);
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i] as string;
+        if (FORBIDDEN_SEGMENTS.has(k)) continue;
+        const x = v[k];
+        if (x === null || x === undefined) continue;
+        const c = copyTree(x, depth + 1, L);
+        if (c === null) continue;
+        out[k] = c;
+        cost.b += k.length + 4;
+      }
+      return out;
+    }
+    default:
+      return null;
+  }
+}
+
+/**
+ * Adopts a value into the output at `depth`, given the output's running totals
+ * (`n` values, `b` bytes); the new totals are left in `cost`. Generated code handles
+ * strings, finite numbers and booleans inline and calls this for anything else.
+ */
+function own(v: unknown, depth: number, n: number, b: number, L: OutputLimits): unknown {
+  cost.n = n;
+  cost.b = b;
+  if (v === null || v === undefined) return null;
+  return copyTree(v, depth, L);
+}
+
+/** A spread (`{ ...x }`) or merge statement in an output: adopts the own enumerable keys of plain data. */
+function mergeOwn(target: Record<string, unknown>, source: unknown, depth: number, n: number, b: number, L: OutputLimits): void {
+  cost.n = n;
+  cost.b = b;
+  if (!isPlainData(source)) return;
+  const keys = Object.keys(source);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    if (FORBIDDEN_SEGMENTS.has(k)) continue;
+    const v = source[k];
+    if (v === null || v === undefined) continue;
+    const c = copyTree(v, depth, L);
+    if (c === null) continue;
+    target[k] = c;
+    cost.b += k.length + 4;
+  }
+}
+
+/** An array literal with spreads in an output: concatArrays, adopting every item. */
+function concatOwn(depth: number, n: number, b: number, L: OutputLimits, ...parts: unknown[]): unknown[] {
+  cost.n = n + 1;
+  cost.b = b + 2;
+  const out: unknown[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    if (!isArray(p)) continue;
+    for (let j = 0; j < p.length; j++) {
+      const x = p[j];
+      out.push(x === undefined ? (cost.b += 5, null) : copyTree(x, depth + 1, L));
+      cost.b += 1;
+    }
+  }
+  if (depth > L.depth) overLimit('depth');
+  return out;
+}
+
 /** Deep-freezes a JSON constant so a compiled rule can hand it out safely. */
 export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
@@ -142,6 +411,25 @@ const BUILTIN_PROTOTYPES: readonly object[] = [
  */
 export function isBuiltinPrototypeKey(key: string): boolean {
   return BUILTIN_PROTOTYPES.some((proto) => key in proto);
+}
+
+/**
+ * How a read of the static key `key` is kept to own properties (decided when a rule
+ * is compiled, see codegen `#own`):
+ * - `'own'`: Object.prototype has the key (`toString`, `valueOf` …, or it is polluted
+ *   right now): every read checks `Object.hasOwn`;
+ * - `'proto'`: some other built-in prototype has it (`length`, `name`, `search` …):
+ *   a read from an object whose prototype is Object.prototype is own (the guard at
+ *   function entry checks Object.prototype for the key); anything else checks `hasOwn`;
+ * - `'none'`: no built-in prototype has it: the guard at function entry checks that
+ *   Array/String/Number/Boolean.prototype (and so Object.prototype) still lack it, and
+ *   reads are plain.
+ */
+export type KeyGuard = 'own' | 'proto' | 'none';
+
+export function keyGuard(key: string): KeyGuard {
+  if (FORBIDDEN_SEGMENTS.has(key) || key in Object.prototype) return 'own';
+  return BUILTIN_PROTOTYPES.some((proto) => key in proto) ? 'proto' : 'none';
 }
 
 /** The helpers generated code may call; also used by operations.ts. */
@@ -170,6 +458,20 @@ export const runtime = Object.freeze({
   cat,
   min: Math.min,
   max: Math.max,
+  getKey,
+  mergeInto,
+  concatArrays,
+  ensureObject,
+  setPath,
+  sumValue,
+  overBudget,
+  overLimit,
+  arrayHas,
+  stringHas,
+  cost,
+  own,
+  mergeOwn,
+  concatOwn,
 });
 
 export type Runtime = typeof runtime;

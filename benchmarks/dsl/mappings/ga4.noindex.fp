@@ -1,0 +1,26 @@
+// ga4.fp without items[].index, used while the DSL's map lambda takes only the
+// item: the harness sets the index in JS after the mapping and says so.
+on track "Order Completed" {
+  let p = event.properties
+  client_id = event.anonymousId
+  user_id = event.userId
+  events = [{
+    name: "purchase",
+    params: {
+      transaction_id: p.order_id,
+      value: p.revenue,
+      currency: p.currency,
+      tax: p.tax,
+      shipping: p.shipping,
+      coupon: p.coupon,
+      items: map(p.products, x => {
+        item_id: x.product_id,
+        item_name: x.name,
+        item_brand: x.brand,
+        item_category: x.category,
+        price: x.price,
+        quantity: x.quantity
+      })
+    }
+  }]
+}
