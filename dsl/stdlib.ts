@@ -76,6 +76,8 @@ function normalizeEmail(v: unknown): string | null {
 function e164(v: unknown, defaultCountry?: unknown): string | null {
   const raw = text(v);
   if (raw === null || raw.length > 64) return null;
+  const fast = e164Digits(raw);
+  if (fast !== undefined) return fast === null ? null : withCountry(fast.digits, fast.international, defaultCountry);
   let s = raw.trim();
   let international = false;
   if (s.startsWith('+')) {
@@ -88,7 +90,11 @@ function e164(v: unknown, defaultCountry?: unknown): string | null {
   // Extensions ("x123", "ext. 4") are not part of the number.
   s = s.replace(/(?:ext\.?|x|#).*$/i, '');
   if (/[^0-9\s().\-/]/.test(s)) return null;
-  let digits = s.replace(/\D/g, '');
+  return withCountry(s.replace(/\D/g, ''), international, defaultCountry);
+}
+
+function withCountry(found: string, international: boolean, defaultCountry: unknown): string | null {
+  let digits = found;
   if (!international) {
     const cc = text(defaultCountry)?.replace(/^\+/, '') ?? '';
     if (cc !== '' && /^[0-9]{1,3}$/.test(cc)) {
@@ -99,9 +105,41 @@ function e164(v: unknown, defaultCountry?: unknown): string | null {
   return `+${digits}`;
 }
 
+/**
+ * The digits of a phone number in one pass, for printable ASCII text (what the
+ * regular expressions in `e164` do): null when it is not a phone number, undefined
+ * when the text needs the general path (other characters).
+ */
+function e164Digits(raw: string): { digits: string; international: boolean } | null | undefined {
+  let start = 0;
+  let end = raw.length;
+  // trim(), for ASCII white space (anything else takes the general path).
+  while (start < end && (raw.charCodeAt(start) === 32 || (raw.charCodeAt(start) >= 9 && raw.charCodeAt(start) <= 13))) start++;
+  while (end > start && (raw.charCodeAt(end - 1) === 32 || (raw.charCodeAt(end - 1) >= 9 && raw.charCodeAt(end - 1) <= 13))) end--;
+  let international = false;
+  if (raw.charCodeAt(start) === 43 /* + */) {
+    international = true;
+    start++;
+  } else if (raw.charCodeAt(start) === 48 && raw.charCodeAt(start + 1) === 48 /* 00 */) {
+    international = true;
+    start += 2;
+  }
+  let digits = '';
+  for (let i = start; i < end; i++) {
+    const c = raw.charCodeAt(i);
+    if (c >= 48 && c <= 57) digits += raw[i];
+    else if (c === 120 || c === 88 || c === 35 /* x X # */) break; // an extension: not part of the number
+    else if ((c === 101 || c === 69) && (raw.charCodeAt(i + 1) | 32) === 120 && (raw.charCodeAt(i + 2) | 32) === 116) break; // "ext"
+    else if (c === 32 || (c >= 9 && c <= 13) || c === 40 || c === 41 || c === 46 || c === 45 || c === 47) continue; // space ( ) . - /
+    else if (c >= 128) return undefined;
+    else return null;
+  }
+  return { digits, international };
+}
+
 function hashWith(normalize: (v: unknown) => string | null) {
   return (v: unknown, ...rest: unknown[]): string | null => {
-    if (isStr(v) && HEX64.test(v)) return v; // already hashed: never hash twice
+    if (isStr(v) && v.length === 64 && HEX64.test(v)) return v; // already hashed: never hash twice
     const n = (normalize as (v: unknown, ...r: unknown[]) => string | null)(v, ...rest);
     return n === null ? null : sha256Hex(n);
   };

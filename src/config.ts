@@ -272,7 +272,7 @@ export function interpolateEnv<T>(value: T, env: NodeJS.ProcessEnv = process.env
   return value
 }
 
-const BUILTIN = new Set(['webhook', 'file', 'console'])
+const BUILTIN = new Set(['webhook', 'file', 'console', 'ga4', 'meta-capi', 'mixpanel', 'amplitude', 'segment', 'postgres'])
 
 /**
  * Read a YAML or JSON config file (default: `FIRSTPARTY_CONFIG`, else
@@ -309,12 +309,18 @@ export async function loadConfig(
     ...(config.sources ?? []).flatMap((s, i) => (s.type ? [{ type: s.type, where: `/sources/${i}/type` }] : [])),
   ]
   for (const ref of refs) {
-    if (BUILTIN.has(ref.type) || !/^[./]|^@?[a-z0-9]/.test(ref.type) || !/[/.]/.test(ref.type)) continue
+    if (BUILTIN.has(ref.type) || !/^[./]|^@?[a-z0-9]/.test(ref.type)) continue
+    // A path or a scoped package must import; a bare name may also be a plugin the
+    // code registers with `plugins:`, so "not installed" leaves it to createRouter.
+    const bare = !/[/.]/.test(ref.type)
     const spec = ref.type.startsWith('.') ? pathToFileURL(resolvePath(dirname(path), ref.type)).href : ref.type
     let mod: Record<string, unknown>
     try {
       mod = (await import(spec)) as Record<string, unknown>
     } catch (err) {
+      const code = (err as { code?: string }).code
+      const notInstalled = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' || /cannot find (module|package)/i.test(String((err as Error).message))
+      if (bare && notInstalled) continue
       throw new ConfigError('CONFIG_UNKNOWN_PLUGIN', [{ path: ref.where, message: `cannot import plugin "${ref.type}": ${(err as Error).message}` }])
     }
     const def = (mod.default ?? mod.destination ?? mod.source) as DestinationDefinition | SourceDefinition | undefined

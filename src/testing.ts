@@ -20,7 +20,7 @@ import { DestinationQueue, type QueueEvent } from './deliver/destination-queue.j
 import { classifyError, DEFAULT_RETRY } from './deliver/retry.js'
 import type { RetryRule } from './errors.js'
 import type { Logger } from './logger.js'
-import { defineDestination, type DestinationDefinition, type SendResult } from './plugin.js'
+import { defineDestination, type DestinationContext, type DestinationDefinition, type SendResult } from './plugin.js'
 import type { FirstpartyEvent } from './normalize/schema.js'
 
 export interface RecordedRequest {
@@ -428,8 +428,9 @@ function exampleTitle(ex: DestinationExample, i: number): string {
  *   reject promptly and destroys its request (`ctx.http` has no timeout of its own here).
  * - `batch`: `2 × maxEvents + 1` events, cut into batches the way the router cuts them,
  *   arrive in requests of at most `vendor.maxEventsPerRequest`, none lost.
- * - `io`: while the examples and the batch run, nothing but `ctx.http` touches the
- *   network (global fetch, node:http(s), other TCP connections are refused).
+ * - `io`: while the examples run, nothing but `ctx.http` touches the network (global
+ *   fetch, node:http(s), and TCP connections to anything but the test server are
+ *   refused), and every request the server saw went through `ctx.http`.
  * - `readme`: the README names every setting.
  *
  * @example
@@ -640,3 +641,20 @@ function compileMappingOrNull(source: string): CompiledMapping | undefined {
   }
 }
 
+/**
+ * A `ctx` for calling a plugin's `send` or `deleteUser` directly in a test: got with no
+ * retries (like the router's), a quiet logger unless given, a fresh signal, empty state.
+ * @example
+ * await plugin.send(payloads, createTestContext({ apiKey: 'k', endpoint: server.url }))
+ */
+export function createTestContext<S>(settings: S, options: { signal?: AbortSignal; logger?: Logger; state?: Record<string, unknown> } = {}): DestinationContext<S> {
+  return {
+    settings,
+    http: got.extend({ retry: { limit: 0 } }),
+    logger: options.logger ?? { debug() {}, info() {}, warn() {}, error() {} },
+    signal: options.signal ?? new AbortController().signal,
+    attempt: 1,
+    destination: 'test',
+    state: options.state ?? {},
+  }
+}

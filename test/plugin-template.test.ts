@@ -2,12 +2,11 @@
 // does not know about (here: deletion). A plugin copied from _template starts with this.
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { runDestinationConformance, startTestServer, type DestinationExample } from '../src/testing.js'
-import { AuthenticationError, PermanentError, type Logger } from '../src/index.js'
+import { createTestContext, runDestinationConformance, startTestServer, type DestinationExample } from '../src/testing.js'
+import { AuthenticationError, PermanentError } from '../src/index.js'
 import plugin, { TemplateSettings } from '../plugins/_template/index.js'
 
 const examples = JSON.parse(readFileSync(new URL('../plugins/_template/examples.json', import.meta.url), 'utf8')) as DestinationExample[]
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} }
 
 await runDestinationConformance(t, {
   plugin,
@@ -20,9 +19,7 @@ await runDestinationConformance(t, {
 t.test('the API key is sent as a Bearer token', async (t) => {
   const server = await startTestServer()
   t.teardown(() => server.close())
-  const settings = { apiKey: 'k-123', region: 'us' as const, endpoint: server.url }
-  const { default: got } = await import('got')
-  await plugin.send([{ kind: 'event', name: 'X' }] as never, { settings, http: got.extend({ retry: { limit: 0 } }), logger: quiet, signal: new AbortController().signal, attempt: 1, destination: 'x', state: {} })
+  await plugin.send([{ kind: 'event', name: 'X' }] as never, createTestContext({ apiKey: 'k-123', region: 'us' as const, endpoint: server.url }))
   t.equal(server.requests[0]!.headers.authorization, 'Bearer k-123')
   t.equal(server.requests[0]!.url, '/v1/events')
 })
@@ -30,8 +27,7 @@ t.test('the API key is sent as a Bearer token', async (t) => {
 t.test('deleteUser posts the userId; a vendor error keeps its message', async (t) => {
   const server = await startTestServer()
   t.teardown(() => server.close())
-  const { default: got } = await import('got')
-  const ctx = { settings: { apiKey: 'k', region: 'us' as const, endpoint: server.url }, http: got.extend({ retry: { limit: 0 } }), logger: quiet, signal: new AbortController().signal, attempt: 1, destination: 'x', state: {} }
+  const ctx = createTestContext({ apiKey: 'k', region: 'us' as const, endpoint: server.url })
   server.script({ status: 202, body: {} }, { status: 400, body: { error: { code: 'unknown_user', message: 'no such user' } } }, { status: 401 })
   await plugin.deleteUser!({ userId: 'u-1' }, ctx)
   t.same(server.requests[0]!.json, { user_id: 'u-1' })

@@ -1,5 +1,5 @@
-// ga4.fp without items[].index, used while the DSL's map lambda takes only the
-// item: the harness sets the index in JS after the mapping and says so.
+// ga4.fp without items[].index: the stand-in the harness runs (setting the index in
+// JS after the mapping) only if ga4.fp does not compile. ga4.fp uses map((x, i) => ...).
 on track "Order Completed" {
   let p = event.properties
   client_id = event.anonymousId

@@ -8,10 +8,14 @@
  * - identifiers are generated here (`t12`, `f3`, `k0`), never taken from a rule;
  * - the function sees only its parameter, the frozen runtime `R` and `K`.
  *
- * Speed comes from static knowledge: var paths become inline own-property
- * reads, truthiness checks disappear where the kind of a value is known,
+ * Speed comes from static knowledge: var paths become inline property reads
+ * (own-property safe through one prototype check per call, see `#own`), from a
+ * read base that is never null (`v ?? EMPTY`), truthiness checks disappear where the
+ * kind of a value is known,
  * `and`/`or` in a condition become `&&`/`||`, `in` over a constant list
- * becomes a chain of `===`, and array operators become plain loops.
+ * becomes a chain of `===`, and array operators become plain loops. In mapping
+ * mode (`GenerateOptions.output`) the output is built as object literals of owned
+ * values with inline counters, so nothing copies or walks it afterwards (`#sink`).
  */
 import { JsonLogicCompileError } from './errors.js';
 import { FORBIDDEN_SEGMENTS, sameScopeChildren, stmtChildren, type Node, type ObjectEntry, type Stmt } from './ir.js';
@@ -91,6 +95,8 @@ const COMPARE: Record<string, (a: any, b: any) => boolean> = {
 const RUNTIME_NAMES = Object.keys(runtime) as (keyof Runtime)[];
 const PRIMITIVE_KINDS = new Set<Kind>(['boolean', 'number', 'string', 'null']);
 const MAX_INLINE_IN = 16;
+/** Most values of an object literal that may be null for which one literal per absent value is emitted. */
+const MAX_LITERAL_VARIANTS = 8;
 /** Longest and/or/if chain emitted as one nested expression; longer ones become flat statements. */
 const MAX_INLINE_CHAIN = 32;
 
@@ -128,9 +134,18 @@ class Generator {
   #steps: string | null = null;
   /** The counters (values, bytes) of the output being built, in mapping mode. */
   #counters: { readonly n: string; readonly b: string } | null = null;
+  /** Loop bodies being generated around the current point. */
+  #loops = 0;
   /** Keys read without an own-property check, guarded once at function entry (see `#own`). */
   readonly #guardPlain = new Set<string>();
   readonly #guardObject = new Set<string>();
+  /**
+   * Variables that paths are read from (the data, items, locals, cached prefixes), each
+   * with a marker line right after its assignment; a read base is `v ?? EMPTY` (an empty
+   * frozen object) assigned there, so reads from it need no null check of their own.
+   */
+  readonly #baseable = new Set<string>();
+  readonly #bases = new Map<string, string>();
   /** IR local name → the variable holding it (names are unique per tree). */
   readonly #locals = new Map<string, Expr>();
   #out: string[] = [];
@@ -147,6 +162,8 @@ class Generator {
   generate(root: Node): GeneratedRule {
     const scope: Scope = { data: 'd', nullable: true, cache: new Map() };
     this.#prepareScope(root, scope);
+    this.#baseable.add('d');
+    this.#out.push(`\u0001BASE d`);
     const result = this.value(root, scope);
     const body = this.#out;
     if (this.#steps !== null) body.unshift(`${this.#steps} = ${numberLiteral(this.#limits!.steps)};`);
@@ -166,13 +183,20 @@ class Generator {
     }
     const locals = [...this.#temps];
     if (this.#usesVar) locals.push('vp', 'vv');
+    const bases = this.#bases;
+    const withBases = (line: string): string[] => {
+      const m = /^(\s*)\u0001BASE (\w+)$/.exec(line);
+      if (m === null) return [line];
+      const base = bases.get(m[2]!);
+      return base === undefined ? [] : [`${m[1]}${base} = ${m[2]} ?? EMPTY;`];
+    };
     const source = [
       '"use strict";',
       `const { ${RUNTIME_NAMES.join(', ')} } = R;`,
       ...this.#prologue,
       `return function compiledRule(${params}) {`,
       ...(locals.length ? [`  let ${locals.join(', ')};`] : []),
-      ...body.map((line) => `  ${line}`),
+      ...body.flatMap((line) => withBases(`  ${line}`)),
       `  return ${result.code};`,
       '};',
     ].join('\n');
@@ -189,6 +213,23 @@ class Generator {
     return name;
   }
 
+  /** Marks `code` (a variable just assigned) as a base for path reads (see `#baseable`). */
+  #markBase(code: string): void {
+    if (!/^t\d+$/.test(code) || this.#baseable.has(code)) return;
+    this.#baseable.add(code);
+    this.#emit(`\u0001BASE ${code}`);
+  }
+
+  /** The read base of a marked variable (created on first use). */
+  #readBase(variable: string): string {
+    let base = this.#bases.get(variable);
+    if (base === undefined) {
+      base = this.#temp();
+      this.#bases.set(variable, base);
+    }
+    return base;
+  }
+
   #constant(value: unknown, prefix = 'k'): string {
     let name = this.#constNames.get(value);
     if (name === undefined) {
@@ -198,6 +239,16 @@ class Generator {
       this.#constNames.set(value, name);
     }
     return name;
+  }
+
+  /** `#capture` of a loop body. */
+  #captureLoop<T>(fn: () => T): { stmts: string[]; result: T } {
+    this.#loops++;
+    try {
+      return this.#capture(fn);
+    } finally {
+      this.#loops--;
+    }
   }
 
   #capture<T>(fn: () => T): { stmts: string[]; result: T } {
@@ -442,6 +493,7 @@ class Generator {
       }
       case 'let': {
         const value = this.#materialize(this.value(node.value, scope), true);
+        this.#markBase(value.code);
         this.#bindLocal(node.name, value);
         return this.value(node.body, scope);
       }
@@ -507,22 +559,48 @@ class Generator {
    * values: one literal with every key when none is null (the usual case, and always
    * the same hidden class), else the keys one by one.
    */
-  #literalObject(keys: readonly string[], values: readonly Expr[]): Expr {
+  #literalObject(keys: readonly string[], values: readonly Expr[], owned = false): Expr {
     const o = this.#temp();
-    const present = keys.map((k, i) => ({ key: this.#key(k), value: values[i]! })).filter((e) => e.value.kind !== 'null');
+    // Owned values (see `#sink`) are never undefined.
+    const isSet = (code: string) => (owned ? `${code} !== null` : `${code} != null`);
+    const present = keys.map((k, i) => ({ raw: k, key: this.#key(k), value: values[i]! })).filter((e) => e.value.kind !== 'null');
     const maybeNull = present.filter((e) => e.value.kind === 'any' && !e.value.nonNull);
     const literal = `{ ${present.map((e) => `${e.key}: ${e.value.code}`).join(', ')} }`;
     if (maybeNull.length === 0) {
       this.#emit(`${o} = ${literal};`);
-    } else {
-      this.#emit(
-        `if (${maybeNull.map((e) => `${e.value.code} != null`).join(' && ')}) ${o} = ${literal};`,
-        'else {',
-        `  ${o} = {};`,
-        ...present.map((e) => `  ${maybeNull.includes(e) ? `if (${e.value.code} != null) ` : ''}${o}[${e.key}] = ${e.value.code};`),
-        '}',
-      );
+      return { code: o, kind: 'any', atom: true, pure: true, nonNull: true };
     }
+    if (this.#loops > 0) {
+      // In a loop, a rarely taken path in line would cost the loop more than a call.
+      const keysConst = this.#constant(Object.freeze(present.map((e) => e.raw)));
+      this.#emit(`${o} = ${maybeNull.map((e) => isSet(e.value.code)).join(' && ')} ? ${literal} : objectOf(${keysConst}, ${present.map((e) => e.value.code).join(', ')});`);
+      return { code: o, kind: 'any', atom: true, pure: true, nonNull: true };
+    }
+    const oneByOne = [
+      `${o} = {};`,
+      ...present.map((e) => `${maybeNull.includes(e) ? `if (${e.value.code} != null) ` : ''}${o}[${e.key}] = ${e.value.code};`),
+    ];
+    let otherwise = oneByOne;
+    if (maybeNull.length > 1 && maybeNull.length <= MAX_LITERAL_VARIANTS) {
+      // Exactly one value null (an optional field absent): a literal without it.
+      const m = this.#temp();
+      otherwise = [
+        `${m} = ${maybeNull.map((e, i) => `(${e.value.code} == null ? ${2 ** i} : 0)`).join(' | ')};`,
+        `switch (${m}) {`,
+        ...maybeNull.flatMap((skip, i) => [
+          `  case ${2 ** i}: ${o} = { ${present.filter((e) => e !== skip).map((e) => `${e.key}: ${e.value.code}`).join(', ')} }; break;`,
+        ]),
+        '  default:',
+        ...oneByOne.map((l) => `    ${l}`),
+        '}',
+      ];
+    }
+    this.#emit(
+      `if (${maybeNull.map((e) => isSet(e.value.code)).join(' && ')}) ${o} = ${literal};`,
+      'else {',
+      ...this.#indent(otherwise),
+      '}',
+    );
     return { code: o, kind: 'any', atom: true, pure: true, nonNull: true };
   }
 
@@ -581,6 +659,7 @@ class Generator {
     const i = this.#temp();
     const n = this.#temp();
     const item = this.#temp();
+    this.#baseable.add(item);
     this.#bindLocal(param, { code: item, kind: 'any', atom: true, pure: true });
     if (index !== undefined) this.#bindLocal(index, { code: i, kind: 'number', atom: true, pure: true, finite: true });
     // Operations that visit every item take their steps at once.
@@ -594,30 +673,38 @@ class Generator {
       ...(upfront ? [] : this.#indent(this.#indent(this.#step()))),
       `    ${item} = ${source.code}[${i}];`,
       `    if (${item} === undefined) ${item} = null;`,
+      `    \u0001BASE ${item}`,
       ...this.#indent(this.#indent(bodyLines)),
       '  }',
       '}',
     ];
     let kind: Kind;
     let lines: string[];
-    if (op === 'map' && sinkDepth !== undefined) {
-      const c = this.#counters!;
-      const body = this.#capture(() => this.#sink(bodyNode, scope, sinkDepth + 1));
-      lines = [`${r} = [];`, ...loop([...body.stmts, `${c.n} += 1; ${c.b} += 9;`, `${r}.push(${body.result.code});`])];
-      kind = 'array';
-    } else if (op === 'map') {
-      const body = this.#capture(() => this.value(bodyNode, scope));
-      const check = body.result.kind === 'any' && !body.result.nonNull;
-      const v = check ? `((${r}_v = ${body.result.code}) === undefined ? null : ${r}_v)` : body.result.code;
-      if (check) this.#temps.push(`${r}_v`);
-      lines = [`${r} = [];`, ...loop([...body.stmts, `${r}.push(${v});`])];
+    if (op === 'map') {
+      // Every item is stored: the array is allocated at its length.
+      const c = this.#counters;
+      let stmts: string[];
+      let v: string;
+      if (sinkDepth !== undefined && c !== null) {
+        const body = this.#captureLoop(() => this.#sink(bodyNode, scope, sinkDepth + 1));
+        stmts = [...body.stmts, `${c.n} += 1; ${c.b} += 9;`];
+        v = body.result.code;
+      } else {
+        const body = this.#captureLoop(() => this.value(bodyNode, scope));
+        const check = body.result.kind === 'any' && !body.result.nonNull;
+        v = check ? `((${r}_v = ${body.result.code}) === undefined ? null : ${r}_v)` : body.result.code;
+        if (check) this.#temps.push(`${r}_v`);
+        stmts = body.stmts;
+      }
+      const [open, length, ...rest] = loop([...stmts, `${r}[${i}] = ${v};`]);
+      lines = [`${r} = [];`, open!, length!, `  ${r} = newArray(${n});`, ...rest];
       kind = 'array';
     } else if (op === 'sum') {
-      const body = this.#capture(() => this.value(bodyNode, scope));
+      const body = this.#captureLoop(() => this.value(bodyNode, scope));
       lines = [`${r} = 0;`, ...loop([...body.stmts, `${r} += sumValue(${body.result.code});`])];
       kind = 'number';
     } else {
-      const body = this.#capture(() => this.test(bodyNode, scope));
+      const body = this.#captureLoop(() => this.test(bodyNode, scope));
       const t = body.result;
       switch (op) {
         case 'filter':
@@ -678,7 +765,7 @@ class Generator {
         if (keys.length === node.entries.length && new Set(keys).size === keys.length) {
           const values = node.entries.map((e) => this.#sink((e as { value: Node }).value, scope, depth + 1));
           this.#emit(`${c.n} += ${keys.length}; ${c.b} += ${2 + keys.reduce((a, k) => a + k.length + 12, 0)};`);
-          return this.#literalObject(keys, values);
+          return this.#literalObject(keys, values, true);
         }
         const o = this.#temp();
         this.#emit(`${o} = {};`, `${c.b} += 2;`);
@@ -708,6 +795,26 @@ class Generator {
           return r;
         }
         break;
+      case 'if': {
+        // Each branch builds its value in place (`em == null ? null : [em]` makes no copy).
+        const r = this.#temp();
+        const label = `${r}_`;
+        const lines = [`${label}: {`];
+        for (const branch of node.branches) {
+          const test = this.#capture(() => this.test(branch.test, scope));
+          const then = this.#capture(() => this.#sink(branch.then, scope, depth));
+          lines.push(
+            ...this.#indent(test.stmts),
+            `  if (${test.result}) {`,
+            ...this.#indent(this.#indent([...then.stmts, `${r} = ${then.result.code};`, `break ${label};`])),
+            '  }',
+          );
+        }
+        const last = this.#capture(() => (node.otherwise ? this.#sink(node.otherwise, scope, depth) : this.literal(null)));
+        lines.push(...this.#indent([...last.stmts, `${r} = ${last.result.code};`]), '}');
+        this.#emit(...lines);
+        return { code: r, kind: 'any', atom: true, pure: true };
+      }
       case 'concat': {
         const parts = this.#args(node.parts, scope);
         const a = this.#temp();
@@ -749,8 +856,7 @@ class Generator {
         const t = this.#temp();
         this.#emit(
           `if (typeof (${t} = ${v.code}) === "string") ${c.b} += ${t}.length;`,
-          `else if (${t} == null) ${t} = null;`,
-          `else if (typeof ${t} === "number" ? ${t} - ${t} !== 0 : typeof ${t} !== "boolean") ${t} = own(${t}, ${depth}, ${c.n}, ${c.b}, ${this.#limitsConst()}), ${c.n} = cost.n, ${c.b} = cost.b;`,
+          `else if (typeof ${t} === "number" ? ${t} - ${t} !== 0 : ${t} !== null && typeof ${t} !== "boolean") ${t} = own(${t}, ${depth}, ${c.n}, ${c.b}, ${this.#limitsConst()}), ${c.n} = cost.n, ${c.b} = cost.b;`,
         );
         return { code: t, kind: 'any', atom: true, pure: true };
       }
@@ -813,7 +919,11 @@ class Generator {
     const c = this.#counters!;
     const leaves = new Map<Stmt, Expr>();
     for (const stmt of body) {
-      if (stmt.type === 'bind') this.#bindLocal(stmt.name, this.#materialize(this.value(stmt.value, scope), true));
+      if (stmt.type === 'bind') {
+        const value = this.#materialize(this.value(stmt.value, scope), true);
+        this.#markBase(value.code);
+        this.#bindLocal(stmt.name, value);
+      }
       else if (stmt.type === 'set') leaves.set(stmt, this.#sink(stmt.value, scope, stmt.path.length));
     }
     const build = (node: OutputTree): Expr => {
@@ -823,7 +933,7 @@ class Generator {
         return child instanceof Map ? build(child) : leaves.get(child)!;
       });
       this.#emit(`${c.n} += ${keys.length}; ${c.b} += ${2 + keys.reduce((a, k) => a + k.length + 12, 0)};`);
-      return this.#literalObject(keys, values);
+      return this.#literalObject(keys, values, true);
     };
     return build(tree);
   }
@@ -840,9 +950,12 @@ class Generator {
   #stmts(stmts: readonly Stmt[], scope: Scope, block: OutputBlock): void {
     for (const stmt of stmts) {
       switch (stmt.type) {
-        case 'bind':
-          this.#bindLocal(stmt.name, this.#materialize(this.value(stmt.value, scope), true));
+        case 'bind': {
+          const value = this.#materialize(this.value(stmt.value, scope), true);
+          this.#markBase(value.code);
+          this.#bindLocal(stmt.name, value);
           break;
+        }
         case 'drop':
           this.#emit(`${block.root} = null;`, `break ${block.label};`);
           return; // nothing after a drop runs
@@ -966,16 +1079,19 @@ class Generator {
 
   /**
    * Own-property check for a value already read from `parent[key]` (known to be
-   * neither undefined nor, for intermediate segments, null).
-   *
-   * Keys that a built-in prototype has (`toString`, `length`, `map` …) always
-   * go through `Object.hasOwn`. For any other key an inherited read can only
-   * come from a polluted built-in prototype (or from a host's own class
-   * instance), so the fast form checks the four prototypes data can reach
-   * (Array.prototype and String.prototype also cover Object.prototype) and
-   * falls back to `hasOwn` if one of them has the key. Those loads are from
-   * constant objects, and the optimiser folds them away. `strictOwn` uses
-   * `Object.hasOwn` on every read.
+   * neither undefined nor, for intermediate segments, null), or null when none is
+   * needed in the function body. By `keyGuard(segment)`, decided at compile time:
+   * - keys Object.prototype has (`toString`, `valueOf` …): `Object.hasOwn` always;
+   * - keys other built-in prototypes have (`length`, `name`, `search` …): own when
+   *   the parent's prototype is Object.prototype (a plain object, which the entry
+   *   guard checks for pollution of the key), else `Object.hasOwn`;
+   * - any other key: an inherited value could only come from a polluted built-in
+   *   prototype, which the entry guard (`#entryGuard`) rules out once per call for
+   *   every such key the function reads (else the call runs the strict variant), so
+   *   the read is a plain load.
+   * `strictOwn` (and the strict variant) use `Object.hasOwn` on every read. The guard
+   * holds for the whole call: nothing a rule or mapping runs writes to a prototype (a
+   * user-registered operation that did would be trusted code misbehaving).
    */
   #own(parent: string, segment: string, key: string): string | null {
     if (this.#strictOwn) return `hasOwn(${parent}, ${key})`;
@@ -1020,12 +1136,15 @@ class Generator {
   #pathConds(base: string, baseNullable: boolean, segments: readonly string[]): { conds: string; value: string } {
     if (segments.length === 0) return { conds: baseNullable ? `${base} !== undefined` : 'true', value: base };
     this.#usesVar = true;
-    const conds: string[] = [`(vv = ${base}) != null`];
+    // From a marked variable's read base no null check is needed: null and undefined read as {}.
+    const conds: string[] = this.#baseable.has(base) ? [] : [`(vv = ${base}) != null`];
+    let from = conds.length === 0 ? this.#readBase(base) : 'vv';
     segments.forEach((segment, i) => {
       const key = stringLiteral(segment);
       const last = i === segments.length - 1;
       const own = this.#own('vp', segment, key);
-      const read = own === null ? `(vv = vv[${key}])` : `(vv = (vp = vv)[${key}])`;
+      const read = own === null ? `(vv = ${from}[${key}])` : `(vv = (vp = ${from})[${key}])`;
+      from = 'vv';
       conds.push(last ? `${read} !== undefined` : `${read} != null`);
       if (own !== null) conds.push(own);
     });
@@ -1092,6 +1211,7 @@ class Generator {
       const t = this.#temp();
       const read = this.#path(base, nullable, rest, this.literal(undefined));
       this.#emit(`${t} = ${read.code};`);
+      this.#markBase(t);
       scope.cache.set(segments.join('\u0000'), t);
     }
   }
@@ -1469,24 +1589,26 @@ class Generator {
     const n = this.#temp();
     const item = this.#temp();
     const inner: Scope = { data: item, nullable: true, cache: new Map() };
+    this.#baseable.add(item);
     const loop = (bodyLines: string[]): string[] => [
       `for (${i} = 0, ${n} = ${source.code}.length; ${i} < ${n}; ${i}++) {`,
       `  ${item} = ${source.code}[${i}];`,
+      `  \u0001BASE ${item}`,
       ...this.#indent(bodyLines),
       '}',
     ];
     let lines: string[];
     let kind: Kind;
     if (op === 'map') {
-      const body = this.#capture(() => { this.#prepareScope(bodyNode, inner); return this.value(bodyNode, inner); });
+      const body = this.#captureLoop(() => { this.#prepareScope(bodyNode, inner); return this.value(bodyNode, inner); });
       lines = [`${r} = [];`, `if (isArray(${source.code})) {`, ...this.#indent(loop([...body.stmts, `${r}.push(${body.result.code});`])), '}'];
       kind = 'array';
     } else if (op === 'filter') {
-      const body = this.#capture(() => { this.#prepareScope(bodyNode, inner); return this.test(bodyNode, inner); });
+      const body = this.#captureLoop(() => { this.#prepareScope(bodyNode, inner); return this.test(bodyNode, inner); });
       lines = [`${r} = [];`, `if (isArray(${source.code})) {`, ...this.#indent(loop([...body.stmts, `if (${body.result}) ${r}.push(${item});`])), '}'];
       kind = 'array';
     } else {
-      const body = this.#capture(() => { this.#prepareScope(bodyNode, inner); return this.test(bodyNode, inner); });
+      const body = this.#captureLoop(() => { this.#prepareScope(bodyNode, inner); return this.test(bodyNode, inner); });
       // all: empty → false; some: → false; none: → true.
       const init = op === 'none' ? 'true' : 'false';
       const guard = op === 'all' ? `isArray(${source.code}) && ${source.code}.length !== 0` : `isArray(${source.code})`;
@@ -1516,7 +1638,7 @@ class Generator {
     let accumulatorKind: Kind = 'any';
     if (initialExpr?.kind === 'number' && this.#kindOf(bodyNode, 'number') === 'number') accumulatorKind = 'number';
     const inner: Scope = { data: pair, nullable: false, reduce: { current, accumulator: acc, accumulatorKind } };
-    const body = this.#capture(() => this.value(bodyNode, inner));
+    const body = this.#captureLoop(() => this.value(bodyNode, inner));
     this.#emit(
       `if (isArray(${source.code})) {`,
       `  for (${i} = 0, ${n} = ${source.code}.length; ${i} < ${n}; ${i}++) {`,

@@ -387,6 +387,21 @@ function concatOwn(depth: number, n: number, b: number, L: OutputLimits, ...part
   return out;
 }
 
+/** An object of the non-null `values` under `keys` (distinct, never forbidden), in order. */
+function objectOf(keys: readonly string[], ...values: unknown[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i < keys.length; i++) {
+    const v = values[i];
+    if (v !== null && v !== undefined) out[keys[i] as string] = v;
+  }
+  return out;
+}
+
+/** An array of `length` slots for a map to fill (every slot is stored before it is read). */
+function newArray(length: number): unknown[] {
+  return new Array<unknown>(length);
+}
+
 /** Deep-freezes a JSON constant so a compiled rule can hand it out safely. */
 export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
@@ -472,6 +487,10 @@ export const runtime = Object.freeze({
   own,
   mergeOwn,
   concatOwn,
+  newArray,
+  objectOf,
+  /** What a path read starts from when its base is null or undefined: reads as absent. */
+  EMPTY: Object.freeze(Object.create(null)) as Readonly<Record<string, unknown>>,
 });
 
 export type Runtime = typeof runtime;
