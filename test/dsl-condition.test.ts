@@ -44,3 +44,15 @@ t.test('errors carry codes and positions', async (t) => {
   t.throws(() => compileCondition('event.type == '), { code: 'DSL_S202' })
   t.throws(() => compileCondition('a = 1'), { code: 'DSL_S201' })
 })
+
+t.test('a policy `when` may be a mapping-language condition', async (t) => {
+  const { createRouter } = await import('../src/index.js')
+  const router = createRouter({
+    logLevel: 'silent',
+    policies: [{ name: 'big-orders-only', when: 'event.event == "Order Completed" and event.properties.total < 100', then: 'drop' }],
+  })
+  t.teardown(() => router.close())
+  t.equal(router.evaluate({ type: 'track', event: 'Order Completed', userId: 'u', properties: { total: 50 } }).dropped, true)
+  t.equal(router.evaluate({ type: 'track', event: 'Order Completed', userId: 'u', properties: { total: 150 } }).dropped, false)
+  t.throws(() => createRouter({ policies: [{ when: 'event.type ==', then: 'drop' }] }), { code: 'CONFIG_INVALID', path: '/policies/0/when' })
+})

@@ -19,17 +19,11 @@
  */
 import { readFileSync } from 'node:fs'
 import Type, { type Static } from 'typebox'
-import {
-  AuthenticationError,
-  classifyStatus,
-  defineDestination,
-  PermanentError,
-  parseRetryAfter,
-  RetryableError,
-  type DeliveryError,
-  type DestinationContext,
-  type SendResult,
-} from '../../src/index.js'
+// Built-in plugins import the modules, not src/index.ts: the router imports them, and
+// going through the index would make a cycle.
+import { AuthenticationError, PermanentError, RetryableError, type DeliveryError } from '../../src/errors.js'
+import { classifyStatus, parseRetryAfter } from '../../src/deliver/retry.js'
+import { defineDestination, type DestinationContext, type SendResult } from '../../src/plugin.js'
 
 export const MixpanelSettings = Type.Object(
   {

@@ -8,6 +8,7 @@
  */
 import { ConfigError } from '../errors.js'
 import { JsonLogicCompileError, type Compiler } from './jsonlogic/index.js'
+import { compileCondition, DslCompileError } from '../../dsl/index.js'
 import { compilePath, childPath, deleteAll, getPath, PathError, setPath, updateAll, visitPath, type CompiledPath } from './paths.js'
 import { hashValue, maskIp, maskString, type PiiClass } from './pii.js'
 
@@ -28,7 +29,7 @@ export type PolicyAction =
 export interface PolicyRule {
   /** Shown in traces and counters. @default its index, `rule[2]` */
   name?: string
-  /** JSON-Logic over the event; absent means always. */
+  /** JSON-Logic over the event, or a mapping-language condition as a string; absent means always. */
   when?: unknown
   then: PolicyAction | PolicyAction[]
 }
@@ -93,6 +94,21 @@ function compileExpr(compiler: Compiler, rule: unknown, where: string): (data: u
     return compiler.compile(rule)
   } catch (err) {
     if (err instanceof JsonLogicCompileError) fail(`${where}${err.pointer}`, err.message)
+    throw err
+  }
+}
+
+/**
+ * A rule's `when`: JSON-Logic, or a string in the mapping language
+ * (`'event.event == "Order Completed" and event.properties.revenue >= 100'`). Both go
+ * through the same IR and code generator, so they mean the same.
+ */
+function compileWhen(compiler: Compiler, rule: unknown, where: string): (data: unknown) => unknown {
+  if (typeof rule !== 'string') return compileExpr(compiler, rule, where)
+  try {
+    return compileCondition(rule, { operations: compiler.operations, file: where })
+  } catch (err) {
+    if (err instanceof DslCompileError) fail(where, err.message)
     throw err
   }
 }
@@ -258,7 +274,7 @@ export function compilePolicies(rules: unknown, where: string, compiler: Compile
     const rule = r as PolicyRule
     for (const k of Object.keys(rule)) if (!['name', 'when', 'then'].includes(k)) fail(`${w}/${k}`, 'is not a rule field (name, when, then)')
     const name = typeof rule.name === 'string' && rule.name ? rule.name : `rule[${i}]`
-    const when = rule.when === undefined ? undefined : compileExpr(compiler, rule.when, `${w}/when`)
+    const when = rule.when === undefined ? undefined : compileWhen(compiler, rule.when, `${w}/when`)
     if (rule.then === undefined) fail(`${w}/then`, 'is required')
     const actions = Array.isArray(rule.then) ? rule.then : [rule.then]
     const steps = actions.map((a, j) => compileAction(a, Array.isArray(rule.then) ? `${w}/then/${j}` : `${w}/then`, name, compiler, scope))
