@@ -42,7 +42,10 @@ function parseTime(value: unknown, where: string, path: string): number | undefi
 const DAY = 86_400_000
 let dayStart = NaN
 let dayPrefix = ''
-const pad = (n: number, w: number) => String(n).padStart(w, '0')
+// Zero-padded 0–999, looked up rather than formatted: toIso runs three times an event.
+const PAD3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'))
+const PAD2 = PAD3.slice(0, 100).map((p) => p.slice(1))
+const pad = (n: number, w: number) => (w === 2 ? PAD2[n]! : PAD3[n]!)
 
 /**
  * `new Date(ms).toISOString()`, without the Date: four of them per event were most of
