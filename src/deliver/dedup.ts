@@ -40,6 +40,11 @@ export class Dedup {
     return false
   }
 
+  /** Forget an id (a request the spool refused: the client's retry is not a duplicate). Its ring record goes stale. */
+  forget(id: string): void {
+    this.#seen.delete(id)
+  }
+
   #pop(): void {
     const k = this.#ids[this.#head]!
     // A newer sighting of the same id has a later expiry: this record is stale.
