@@ -11,6 +11,7 @@ import * as crypto from 'node:crypto';
 import { createOperations, type OperationFn, type Operations, type ValueKind } from '../src/policy/jsonlogic/operations.js';
 import { FORBIDDEN_SEGMENTS, type LambdaOnlyOp, type IterateOp } from '../src/policy/jsonlogic/ir.js';
 import { toEpochMillis } from '../src/policy/jsonlogic/operations.js';
+import { isBotValue } from '../src/enrich/bots.js';
 
 export type FunctionCategory = 'string' | 'number' | 'date' | 'hash' | 'phone' | 'url' | 'json' | 'array' | 'object' | 'logic';
 
@@ -309,6 +310,7 @@ const OPS: Record<string, { fn: OperationFn; arity: readonly [number, number]; r
     arity: [1, 1],
     returns: 'string',
   },
+  isBot: { fn: isBotValue, arity: [1, 1], returns: 'boolean' },
 };
 
 // Assigned, not written in the literal: TypeScript types a `toString` key in an object literal as Object's.
@@ -369,6 +371,7 @@ const SUMMARY: Record<string, [FunctionCategory, string]> = {
   keys: ['object', 'the keys of an object'],
   values: ['object', 'the values of an object'],
   typeOf: ['logic', 'the type: string, number, boolean, null, array or object'],
+  isBot: ['logic', "whether a user agent (or an event's context.userAgent) is a bot's, by isbot"],
   map: ['array', 'transform each item'],
   filter: ['array', 'the items for which the lambda is truthy'],
   some: ['array', 'whether the lambda is truthy for some item'],

@@ -2,6 +2,7 @@
  * `firstparty` command line:
  *   firstparty map <mapping.fp> <event.json>   print the mapped payload (or the errors)
  *   firstparty check [config]                  compile every mapping and policy of a config
+ *   firstparty explain [config] [--deny R]     which personal data can reach which destination
  * Exit code 0 on success, 1 on errors, 2 on usage errors.
  */
 import { readFile } from 'node:fs/promises'
@@ -13,6 +14,8 @@ import { createPolicyRuntime } from './policy/runtime.js'
 import { compileDestinationMapping } from './transform/mapping.js'
 import { builtinDestinations } from '../plugins/builtin.js'
 import { dlq, DLQ_USAGE } from './cli/dlq.js'
+import { explain } from './cli/explain.js'
+import { privacyCommand, PRIVACY_USAGE } from './cli/privacy.js'
 
 export interface CliIO {
   out(text: string): void
@@ -23,7 +26,10 @@ const USAGE = `usage:
   firstparty map <mapping-file> <event.json>   print what the mapping makes of the event(s)
   firstparty check [config-file]               compile every mapping and policy (default firstparty.config.yaml)
   firstparty dlq list|replay|purge [filters]   dead letters of a durable spool (see: firstparty dlq --help)
-${DLQ_USAGE.replace(/^usage:\n/, '')}`
+  firstparty explain [config-file] [--deny RULE]... [--json]
+                                               which personal data can reach which destination (see: firstparty explain --help)
+${DLQ_USAGE.replace(/^usage:\n/, '')}
+${PRIVACY_USAGE.replace(/^usage:\n/, '')}`
 
 const processIO: CliIO = {
   out: (t) => void process.stdout.write(`${t}\n`),
@@ -39,9 +45,15 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
         return await map(args, io)
       case 'check':
         return await check(args, io)
+      case 'explain':
+        return await explain(args, io)
       case 'dlq':
         // On a terminal the progress bar redraws in place; a caller's own io gets lines.
         return await dlq(args, io === processIO ? { ...io, progress: (t) => void process.stderr.write(t), tty: Boolean(process.stderr.isTTY) } : io)
+      case 'suppress':
+      case 'ledger':
+      case 'deletions':
+        return await privacyCommand(command, args, io)
       case undefined:
       case 'help':
       case '--help':

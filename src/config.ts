@@ -10,6 +10,8 @@ import { Compile } from 'typebox/compile'
 import Value from 'typebox/value'
 import { parse as parseYaml } from 'yaml'
 import { ConfigError } from './errors.js'
+import { parseDenyRule } from './explain/deny.js'
+import { EnrichSchema } from './enrich/schema.js'
 import type { DeadLetterStore } from './deliver/dead-letters.js'
 import type { Logger, LogLevel } from './logger.js'
 import type { DestinationDefinition, SourceDefinition } from './plugin.js'
@@ -118,6 +120,46 @@ export const SpoolSchema = Type.Object({
   deadLetters: Type.Optional(Type.Object({ maxEntries: Type.Optional(PositiveInt()) }, { additionalProperties: false })),
 }, { additionalProperties: false })
 
+/**
+ * Privacy operations: the suppression list, deletion requests and the sharing ledger.
+ * With no `privacy` block the router keeps the suppression list and deletion receipts in
+ * memory and records no ledger; with one, everything persists in `store` (SQLite file
+ * `firstparty-privacy.db` unless told otherwise) and the ledger is on.
+ */
+export const PrivacySchema = Type.Object({
+  store: Type.Optional(Type.Object({
+    type: Type.Union([Type.Literal('memory'), Type.Literal('sqlite'), Type.Literal('postgres')]),
+    /** sqlite: the database file (created with its folder). @default './firstparty-privacy.db' */
+    path: Type.Optional(Type.String({ minLength: 1 })),
+    /** postgres: `postgres://user@host:port/db`. */
+    connectionString: Type.Optional(Type.String({ minLength: 1 })),
+    /** postgres: table name prefix. @default 'firstparty_' */
+    tablePrefix: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]{0,30}$' })),
+  }, { additionalProperties: false })),
+  /** The sharing ledger: `false` turns it off. */
+  ledger: Type.Optional(Type.Union([
+    Type.Literal(false),
+    Type.Object({
+      /** Entries older than this are deleted (checked hourly and at start-up). @default 395 */
+      retentionDays: Type.Optional(PositiveInt()),
+    }, { additionalProperties: false }),
+  ])),
+  suppression: Type.Optional(Type.Object({
+    /** Re-read the list from the store this often, for lists shared by several processes. @default 30 000 */
+    refreshMs: Type.Optional(PositiveInt()),
+  }, { additionalProperties: false })),
+  deletion: Type.Optional(Type.Object({
+    /** Tries per destination, the first included. @default 5 */
+    maxAttempts: Type.Optional(PositiveInt()),
+    /** First backoff delay between tries (doubles, honours Retry-After). @default 1000 */
+    minDelayMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** Also suppress the subject, so new events do not re-create the data. @default true */
+    suppress: Type.Optional(Type.Boolean()),
+  }, { additionalProperties: false })),
+  /** Forbidden data flows, e.g. `email:raw -> *`: `firstparty explain` exits non-zero when one is possible. */
+  deny: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+}, { additionalProperties: false })
+
 export const ConfigSchema = Type.Object({
   sources: Type.Optional(Type.Array(SourceConfigSchema)),
   destinations: Type.Optional(Type.Array(DestinationConfigSchema)),
@@ -153,6 +195,9 @@ export const ConfigSchema = Type.Object({
       Type.Literal('national_id'), Type.Literal('address'), Type.Literal('name'),
     ]))),
   }, { additionalProperties: false })),
+  privacy: Type.Optional(PrivacySchema),
+  /** Enrichment of every accepted event, before source policies (see docs/identity.md). Absent: none. */
+  enrich: Type.Optional(EnrichSchema),
   logLevel: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')])),
 }, { additionalProperties: false })
 
@@ -161,6 +206,7 @@ export type FirstpartyConfig = Static<typeof ConfigSchema>
 export type SourceConfig = Static<typeof SourceConfigSchema>
 export type DeliveryConfig = Static<typeof DeliverySchema>
 export type SpoolConfig = Static<typeof SpoolSchema>
+export type PrivacyConfig = Static<typeof PrivacySchema>
 
 type DestinationConfigData = Static<typeof DestinationConfigSchema>
 
@@ -221,7 +267,11 @@ export function schemaIssues(schema: TSchema, value: unknown, prefix: string): A
 /** Validate the data part of a config; throws a ConfigError naming every bad path. */
 export function validateConfig(config: unknown): asserts config is FirstpartyConfig {
   const data = stripCode(config)
-  if (configCheck.Check(data)) return
+  if (configCheck.Check(data)) {
+    // Deny rules have a syntax of their own; `firstparty explain` enforces them.
+    ;(data as FirstpartyConfig).privacy?.deny?.forEach((rule, i) => parseDenyRule(rule, `/privacy/deny/${i}`))
+    return
+  }
   const issues = schemaIssues(ConfigSchema, data, '')
   throw new ConfigError('CONFIG_INVALID', issues.length ? issues : [{ path: '', message: 'is invalid' }], 'Invalid firstparty configuration:')
 }
@@ -303,6 +353,9 @@ export async function loadConfig(
   for (const d of config.destinations ?? []) {
     if (d.mappingFile !== undefined && !isAbsolute(d.mappingFile)) d.mappingFile = resolvePath(dirname(path), d.mappingFile)
   }
+  // So is the geo database.
+  const geo = config.enrich?.geo
+  if (geo && !isAbsolute(geo.database)) geo.database = resolvePath(dirname(path), geo.database)
   const plugins: Array<DestinationDefinition | SourceDefinition> = []
   const refs = [
     ...(config.destinations ?? []).map((d, i) => ({ type: d.type, where: `/destinations/${i}/type` })),

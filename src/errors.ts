@@ -30,6 +30,7 @@ export const HTTP_ERRORS = {
   shutting_down: { status: 503, summary: 'The router is closing and accepts no new events; retry.' },
   spool_full: { status: 503, summary: 'The durable spool holds spool.maxEvents events; nothing was stored; retry after Retry-After seconds.' },
   spool_unavailable: { status: 503, summary: 'The durable spool could not store the events (disk, database or Redis error); nothing was accepted; retry.' },
+  privacy_unavailable: { status: 503, summary: 'The privacy store (suppression list) could not be opened, so events cannot be checked against it; nothing was accepted; retry.' },
 } as const satisfies Record<string, ErrorSpec>
 
 export type HttpErrorCode = keyof typeof HTTP_ERRORS
@@ -57,6 +58,9 @@ export const CONFIG_ERRORS = {
   CONFIG_FILE: 'The configuration file cannot be read or parsed.',
   PLUGIN_INVALID: 'A plugin definition is malformed (name, version, settings schema or send).',
   CONFIG_SPOOL: 'The spool cannot be opened (SQLite file, Redis URL) or its backend package is not installed.',
+  CONFIG_PRIVACY_STORE: 'The privacy store cannot be opened (SQLite file, PostgreSQL server) or its backend package is not installed.',
+  CONFIG_DENY_RULE: 'A privacy.deny rule (or `firstparty explain --deny`) is not `<class>:<raw|hashed|masked|any> -> <destination>`.',
+  CONFIG_GEO_DATABASE: 'The MaxMind geo database (enrich.geo.database) cannot be read or is not a City/Country .mmdb file, or the optional `maxmind` package is not installed.',
 } as const
 
 export type ConfigErrorCode = keyof typeof CONFIG_ERRORS
@@ -95,6 +99,16 @@ export const DELIVERY_ERRORS = {
 } as const
 
 export type DeliveryErrorCode = keyof typeof DELIVERY_ERRORS
+
+/** Codes on a deletion receipt's `error` (besides the delivery codes a plugin's failure classifies as). */
+export const DELETION_ERRORS = {
+  DELETION_UNSUPPORTED: 'The destination plugin has no deletion API; delete the subject in the vendor\'s own tools.',
+  DELETION_MAX_ATTEMPTS: 'The destination failed privacy.deletion.maxAttempts times in a way worth retrying.',
+  DELETION_INTERRUPTED: 'The router closed before the destination confirmed the deletion.',
+  DELETION_LOCAL_FAILED: "Erasing the router's own copies (queues, spool, dead letters, ledger) failed.",
+} as const
+
+export type DeletionErrorCode = keyof typeof DELETION_ERRORS
 
 /** Base of the errors a destination throws from `send`; each carries its retry rule. */
 export class DeliveryError extends Error {

@@ -18,6 +18,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { RouterOptions } from './config.js'
 import { createRouter, type Router } from './router.js'
 
+/** First-party identity: the `ajs_anonymous_id` cookie set by the server (docs/identity.md). */
+export { ANONYMOUS_ID_COOKIE, getAnonymousId, identity, USER_ID_COOKIE } from './identity.js'
+export type { FirstpartyIdentity, IdentityOptions } from './identity.js'
+
 export type FirstpartyMiddleware = ((req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void) & {
   /** The router behind the middleware: backend events, stats, dead letters, close(). */
   router: Router

@@ -16,6 +16,7 @@ export {
   AuthenticationError,
   ConfigError,
   CONFIG_ERRORS,
+  DELETION_ERRORS,
   DeliveryError,
   DELIVERY_ERRORS,
   HttpError,
@@ -23,9 +24,14 @@ export {
   PermanentError,
   RetryableError,
 } from './errors.js'
-export type { ConfigErrorCode, DeliveryErrorCode, HttpErrorCode, RetryRule } from './errors.js'
+export type { ConfigErrorCode, DeletionErrorCode, DeliveryErrorCode, HttpErrorCode, RetryRule } from './errors.js'
 export { ConfigSchema, interpolateEnv, loadConfig, validateConfig } from './config.js'
-export type { DeliveryConfig, DestinationConfig, FirstpartyConfig, RouterOptions, SourceConfig, SpoolConfig } from './config.js'
+export { createEnricher, EnrichSchema } from './enrich/index.js'
+export type { EnrichOptions, Enricher, EnrichVerdict } from './enrich/index.js'
+export type { FirstpartyIdentity, IdentityOptions } from './identity.js'
+export type { DeliveryConfig, DestinationConfig, FirstpartyConfig, PrivacyConfig, RouterOptions, SourceConfig, SpoolConfig } from './config.js'
+export type { DeleteUserOptions, DeletionResult, LedgerApi, SuppressionApi } from './privacy/index.js'
+export type { DeletionReceipt, FieldTreatment, LedgerEntry, LedgerQuery, PrivacyStore, ReceiptQuery, ReceiptStatus, SubjectIds, Suppression, SuppressionKind } from './privacy/types.js'
 export type { AsyncDeadLetterStore, SpoolStats } from './spool/types.js'
 export { classifyStatus, DEFAULT_RETRY, parseRetryAfter } from './deliver/retry.js'
 export type { RetryOptions } from './deliver/retry.js'
@@ -36,6 +42,10 @@ export { EVENT_TYPES, EventSchemas } from './normalize/schema.js'
 export type { EventType, FirstpartyEvent, IncomingEvent } from './normalize/schema.js'
 export { checkMapping, compileCondition, compileMapping, DslCompileError, DslRuntimeError, DSL_ERROR_CODES, formatDiagnostic } from '../dsl/index.js'
 export type { CompiledMapping, CompileMappingOptions, Diagnostic, DslErrorCode, MappingLimits } from '../dsl/index.js'
+export { explainConfig, formatReport, parseDenyRule, checkDenyRules } from './explain/index.js'
+export type { ExplainOptions } from './explain/index.js'
+export { DATA_CLASSES } from './explain/types.js'
+export type { ClassVerdict, ConsentSummary, DataClass, DenyRule, DenyViolation, DestinationReport, Flow as ExplainFlow, Report as ExplainReport, Treatment } from './explain/types.js'
 export { createLogger } from './logger.js'
 export type { Logger, LogLevel } from './logger.js'
 export type { TrustProxy } from './intake/client-ip.js'

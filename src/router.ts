@@ -10,7 +10,7 @@ import Value from 'typebox/value'
 import { schemaIssues, validateConfig, type DestinationConfig, type RouterOptions } from './config.js'
 import { MemoryDeadLetterStore, type DeadLetter, type DeadLetterFilter, type DeadLetterStore } from './deliver/dead-letters.js'
 import { Dedup } from './deliver/dedup.js'
-import { DestinationQueue, type DeliveryOptions, type DestinationStats, type QueueEvent } from './deliver/destination-queue.js'
+import { DestinationQueue, type DeliveryOptions, type DestinationStats, type QueueEvent, type QueueItem } from './deliver/destination-queue.js'
 import { DEFAULT_RETRY } from './deliver/retry.js'
 import { createSpool, SpoolConsumer, userKeyOf, type AsyncDeadLetterStore, type SpoolEntry, type SpoolStats } from './spool/index.js'
 import { ConfigError, HttpError } from './errors.js'
@@ -26,9 +26,14 @@ import type { EventType, FirstpartyEvent } from './normalize/schema.js'
 import type { ConsentRequirement, DestinationDefinition, SourceDefinition } from './plugin.js'
 import { applyMapping, compileDestinationMapping, type DestinationMapping } from './transform/mapping.js'
 import { createPolicyRuntime, type DestinationPolicy, type PolicyTrace } from './policy/runtime.js'
+import { createEnricher } from './enrich/index.js'
 import type { RuleStats } from './policy/engine.js'
 import type { EventConsent } from './policy/consent.js'
 import { builtinDestinations } from '../plugins/builtin.js'
+import { createPrivacy, type DeleteUserOptions, type DeletionResult, type LedgerApi, type SuppressionApi } from './privacy/index.js'
+import { draftLedgerEntry, maskedValues, type LedgerDraft } from './privacy/ledger.js'
+import { mentionsSubject, subjectOf, type StoredSubject } from './privacy/subject.js'
+import type { DeletionReceipt, ReceiptQuery, SubjectIds } from './privacy/types.js'
 
 export const VERSION = '0.1.0'
 
@@ -60,6 +65,10 @@ export interface RouterStats {
   dropped: number
   /** Dead letters evicted from a full memory store. */
   deadLettersEvicted: number
+  /** Accepted events of suppressed subjects: sent nowhere. */
+  suppressed: number
+  /** Accepted events dropped as bots' (`enrich.bots: 'drop'`), before any policy. */
+  bots: number
   destinations: Record<string, DestinationStats>
   /** The durable spool's counters (absent with the memory spool). */
   spool?: SpoolStats
@@ -74,6 +83,10 @@ export interface Evaluation {
   source: PolicyTrace
   /** A source policy dropped it; no destination gets it. */
   dropped: boolean
+  /** The subject is on the suppression list; no destination gets it. */
+  suppressed: boolean
+  /** Dropped as a bot's (`enrich.bots: 'drop'`) before any policy; no destination gets it. */
+  bot: boolean
   destinations: Record<
     string,
     | { delivered: true; event: FirstpartyEvent; trace: PolicyTrace }
@@ -127,6 +140,23 @@ export interface Router {
    * 'policy' (a PolicyTrace per event and scope — emitted only while someone listens).
    */
   readonly events: EventEmitter
+  /**
+   * Resolves once the privacy store is open and the suppression list loaded (intake waits for it on its own),
+   * and the geo database is open (`enrich.geo`; until then events get no location). Rejects with their ConfigError.
+   */
+  ready(): Promise<void>
+  /**
+   * A deletion request: suppress the subject (unless `suppress: false`), erase what the
+   * router holds (queues, spool, dead letters, ledger), and ask every destination whose
+   * plugin can delete. Resolves when every receipt is final (retries included).
+   */
+  deleteUser(ids: SubjectIds, options?: DeleteUserOptions): Promise<DeletionResult>
+  /** Deletion receipts, newest first. */
+  readonly deletions: { list(query?: Omit<ReceiptQuery, 'emailHash'> & { email?: string }): Promise<DeletionReceipt[]> }
+  /** The suppression list: suppressed subjects' events are dropped at intake (counted in `stats().suppressed`). */
+  readonly suppression: SuppressionApi
+  /** The sharing ledger (with a `privacy` config block): what was sent where about whom. */
+  readonly ledger: LedgerApi
 }
 
 // Passed when no destination asks about consent: the event's consent is never read.
@@ -179,8 +209,11 @@ export function createRouter(options: RouterOptions = {}): Router {
   // 'error' has no special meaning here; never let a missing listener throw.
   events.on('error', () => {})
 
-  const stats = { requests: 0, accepted: 0, deduplicated: 0, dropped: 0, rejected: {} as Record<string, number>, metrics: 0 }
+  const stats = { requests: 0, accepted: 0, deduplicated: 0, dropped: 0, suppressed: 0, bots: 0, rejected: {} as Record<string, number>, metrics: 0 }
   const policy = createPolicyRuntime(options)
+  // Before anything that holds resources: a missing geo database throws here.
+  const enricher = options.enrich ? createEnricher(options.enrich) : undefined
+  enricher?.ready.catch((err: unknown) => logger.error({ err: (err as Error).message }, 'geo database could not be opened; events get no location'))
   // Durable spool: events wait in SQLite or Redis, and so do the dead letters.
   const spool = createSpool(options.spool, logger)
   const deadLetters: DeadLetterStore =
@@ -249,6 +282,16 @@ export function createRouter(options: RouterOptions = {}): Router {
   const queuePolicy = new Map<DestinationQueue, DestinationPolicy>()
   const queueMapping = new Map<DestinationQueue, DestinationMapping>()
   const consumers = new Map<string, SpoolConsumer>()
+  const queueTimeout = new Map<DestinationQueue, number>()
+  // Privacy operations. The queues are created below; the deps read them lazily.
+  const privacy = createPrivacy(options.privacy, {
+    logger,
+    destinations: () => queues.map((q) => ({ name: q.name, plugin: q.plugin, context: () => q.baseContext(), timeoutMs: queueTimeout.get(q)! })),
+    purgeLocal: (subject) => purgeSubject(subject),
+  })
+  const ledgerOn = privacy.ledgerEnabled
+  const recordDelivered = (name: string) => (items: QueueItem[]) =>
+    privacy.record(name, items.map((it) => it.ledger ?? fallbackDraft(it.event)))
   ;(options.destinations ?? []).forEach((d, i) => {
     const where = `/destinations/${i}`
     if (queues.some((q) => q.name === d.name)) throw new ConfigError('CONFIG_DUPLICATE_NAME', [{ path: `${where}/name`, message: `another destination is already named "${d.name}"` }])
@@ -277,7 +320,9 @@ export function createRouter(options: RouterOptions = {}): Router {
       logger: log,
       emit: onQueueEvent,
       settled: spool ? (items, outcome) => consumer!.settled(items, outcome) : undefined,
+      delivered: ledgerOn ? recordDelivered(d.name) : undefined,
     })
+    queueTimeout.set(q, delivery.timeoutMs)
     if (spool) {
       const retention = options.spool?.retention
       consumer = new SpoolConsumer({
@@ -326,10 +371,12 @@ export function createRouter(options: RouterOptions = {}): Router {
   function route(
     ev: FirstpartyEvent,
     tracing: boolean,
-    onDestination: (q: DestinationQueue, verdict: { event: FirstpartyEvent; bytes?: number; original?: FirstpartyEvent } | { reason: 'integrations' | 'disabled' | 'consent' | 'policy' | 'mapping' }, trace: PolicyTrace | undefined) => void,
+    onDestination: (q: DestinationQueue, verdict: { event: FirstpartyEvent; bytes?: number; original?: FirstpartyEvent; ledger?: LedgerDraft } | { reason: 'integrations' | 'disabled' | 'consent' | 'policy' | 'mapping' }, trace: PolicyTrace | undefined) => void,
     sourceTrace?: PolicyTrace,
     count = true,
   ): boolean {
+    // Who the event is about, read before policies redact anything: the ledger's subject.
+    const subject = ledgerOn ? subjectOf(ev as Record<string, unknown>) : undefined
     const src = policy.source.run(ev as Record<string, unknown>, sourceTrace, count)
     if (sourceTrace && events.listenerCount('policy') > 0) events.emit('policy', sourceTrace)
     if (src.drop) return false
@@ -350,16 +397,19 @@ export function createRouter(options: RouterOptions = {}): Router {
       const mapping = v.ok ? queueMapping.get(q) : undefined
       const m = mapping && v.ok ? applyMapping(mapping, v.event, q.name, logger, trace) : undefined
       if (trace && events.listenerCount('policy') > 0) events.emit('policy', trace)
-      if (m) onDestination(q, m.ok ? { event: m.event as FirstpartyEvent, bytes: m.bytes, original: ev } : { reason: 'mapping' }, trace)
-      else onDestination(q, v.ok ? { event: v.event as FirstpartyEvent } : { reason: v.reason }, trace)
+      const ledger = subject && v.ok && (!m || m.ok) ? draftLedgerEntry(ev, subject, m ? m.event : v.event, maskedValues(v.event, [sourceTrace, trace])) : undefined
+      if (m) onDestination(q, m.ok ? { event: m.event as FirstpartyEvent, bytes: m.bytes, original: ev, ...(ledger ? { ledger } : {}) } : { reason: 'mapping' }, trace)
+      else onDestination(q, v.ok ? { event: v.event as FirstpartyEvent, ...(ledger ? { ledger } : {}) } : { reason: v.reason }, trace)
     }
     return true
   }
 
   function accept(evs: FirstpartyEvent[], sizes: number[], meta: IntakeMeta): Promise<void> {
+    // The suppression list must be loaded before the first event is judged.
+    if (!privacy.loaded) return privacyReady().then(() => accept(evs, sizes, meta))
     if (spool) return acceptSpooled(evs, sizes, meta)
     const now = Date.now()
-    const tracing = events.listenerCount('policy') > 0
+    const tracing = ledgerOn || events.listenerCount('policy') > 0
     let n = 0
     for (let i = 0; i < evs.length; i++) {
       const ev = evs[i]!
@@ -368,12 +418,24 @@ export function createRouter(options: RouterOptions = {}): Router {
         stats.deduplicated++
         continue
       }
+      if (privacy.isSuppressed(ev as Record<string, unknown>)) {
+        stats.suppressed++
+        continue
+      }
       if (meta.gpc) ev.context.gpc = true
+      if (enricher && enricher.enrich(ev) === 'bot') {
+        stats.bots++
+        continue
+      }
       const kept = route(ev, tracing, (q, verdict) => {
         if ('reason' in verdict) {
           q.stats.filtered++
           q.stats.filteredBy[verdict.reason] = (q.stats.filteredBy[verdict.reason] ?? 0) + 1
-        } else q.enqueue({ event: verdict.event, bytes: verdict.bytes ?? sizes[i]!, acceptedAt: now, attempts: 0 })
+        } else {
+          const item: QueueItem = { event: verdict.event, bytes: verdict.bytes ?? sizes[i]!, acceptedAt: now, attempts: 0 }
+          if (verdict.ledger) item.ledger = verdict.ledger
+          q.enqueue(item)
+        }
       }, tracing ? newTrace('source') : undefined)
       if (!kept) stats.dropped++
       else n++
@@ -395,12 +457,14 @@ export function createRouter(options: RouterOptions = {}): Router {
       return Promise.reject(new HttpError('spool_full', `the spool is full (spool.maxEvents events wait for delivery); nothing was stored; retry in ${wait} s`, { 'Retry-After': String(wait) }))
     }
     const now = Date.now()
-    const tracing = events.listenerCount('policy') > 0
+    const tracing = ledgerOn || events.listenerCount('policy') > 0
     const entries: SpoolEntry[] = []
     const filtered: Array<[DestinationQueue, 'integrations' | 'disabled' | 'consent' | 'policy' | 'mapping']> = []
     const remembered: string[] = []
     let routed = 0
     let deduplicated = 0
+    let suppressed = 0
+    let bots = 0
     for (let i = 0; i < evs.length; i++) {
       const ev = evs[i]!
       if (dedup) {
@@ -410,17 +474,31 @@ export function createRouter(options: RouterOptions = {}): Router {
         }
         remembered.push(ev.messageId)
       }
+      if (privacy.isSuppressed(ev as Record<string, unknown>)) {
+        suppressed++
+        continue
+      }
       if (meta.gpc) ev.context.gpc = true
+      if (enricher && enricher.enrich(ev) === 'bot') {
+        bots++
+        continue
+      }
       const kept = route(ev, tracing, (q, verdict) => {
         if ('reason' in verdict) filtered.push([q, verdict.reason])
-        else entries.push({ destination: q.name, event: verdict.event, bytes: verdict.bytes ?? sizes[i]!, acceptedAt: now, userKey: userKeyOf(verdict.original ?? verdict.event) })
+        else {
+          const entry: SpoolEntry = { destination: q.name, event: verdict.event, bytes: verdict.bytes ?? sizes[i]!, acceptedAt: now, userKey: userKeyOf(verdict.original ?? verdict.event) }
+          if (verdict.ledger) entry.ledger = verdict.ledger
+          entries.push(entry)
+        }
       }, tracing ? newTrace('source') : undefined)
       if (kept) routed++
     }
     const done = () => {
       stats.accepted += evs.length
       stats.deduplicated += deduplicated
-      stats.dropped += evs.length - deduplicated - routed
+      stats.suppressed += suppressed
+      stats.bots += bots
+      stats.dropped += evs.length - deduplicated - suppressed - bots - routed
       for (const [q, reason] of filtered) {
         q.stats.filtered++
         q.stats.filteredBy[reason] = (q.stats.filteredBy[reason] ?? 0) + 1
@@ -433,6 +511,39 @@ export function createRouter(options: RouterOptions = {}): Router {
       logger.error({ err: (err as Error)?.message ?? String(err) }, 'spool append failed; events refused')
       throw new HttpError('spool_unavailable', 'the spool could not store the events; nothing was accepted; retry', { 'Retry-After': '2' })
     })
+  }
+
+  /** Intake waits for the privacy store once; a store that cannot open refuses events (503) rather than ignore suppressions. */
+  function privacyReady(): Promise<void> {
+    return privacy.ready.catch((err: unknown) => {
+      throw new HttpError('privacy_unavailable', `the privacy store could not be opened (${(err as Error).message}); nothing was accepted; retry`, { 'Retry-After': '5' })
+    })
+  }
+
+  /** A ledger entry for an event that lost its draft (replayed from dead letters): read from the payload. */
+  function fallbackDraft(payload: FirstpartyEvent): LedgerDraft {
+    const p = payload as unknown as Record<string, unknown>
+    const id = typeof p.messageId === 'string' ? p.messageId : ''
+    return draftLedgerEntry({ messageId: id, type: typeof p.type === 'string' ? p.type : 'unknown', event: p.event, name: p.name }, subjectOf(p), payload, undefined)
+  }
+
+  /** Erase a subject's events wherever the router holds them: queues, the spool, dead letters. */
+  async function purgeSubject(subject: StoredSubject): Promise<Record<string, number>> {
+    const ids = new Set([subject.userId, subject.anonymousId].filter((x): x is string => Boolean(x)))
+    const about = (event: unknown, draft?: LedgerDraft, userKey?: string) =>
+      (userKey !== undefined && ids.has(userKey)) ||
+      (draft !== undefined && ((draft.userId !== undefined && draft.userId === subject.userId) || (draft.anonymousId !== undefined && draft.anonymousId === subject.anonymousId) || (draft.emailHash !== undefined && draft.emailHash === subject.emailHash))) ||
+      mentionsSubject(event, subject)
+    let queued = 0
+    for (const q of queues) queued += q.remove((it) => about(it.event, it.ledger, (it.ref as { userKey?: string } | undefined)?.userKey))
+    for (const c of consumers.values()) queued += c.remove((e) => about(e.event, e.ledger, e.userKey))
+    const spooled = spool ? await spool.purge(queues.map((q) => q.name), (e) => !consumers.get(e.destination)?.holds(e.ref) && about(e.event, e.ledger, e.userKey)) : 0
+    const dead = await router.deadLettersAsync.list({ limit: Infinity })
+    const doomed = dead.filter((d) => about(d.event)).map((d) => d.id)
+    let deadLettersRemoved = 0
+    for (let i = 0; i < doomed.length; i += 500) deadLettersRemoved += await router.deadLettersAsync.purge({ ids: doomed.slice(i, i + 500), limit: 500 })
+    logger.info({ queued, spooled, deadLetters: deadLettersRemoved }, 'subject erased from the router')
+    return { queued, spooled, deadLetters: deadLettersRemoved }
   }
 
   let resolveIp: ReturnType<typeof createIpResolver>
@@ -506,6 +617,8 @@ export function createRouter(options: RouterOptions = {}): Router {
           ),
         )
         await spool?.close()
+        await privacy.close()
+        await enricher?.close()
       })()
       return closed
     },
@@ -536,7 +649,12 @@ export function createRouter(options: RouterOptions = {}): Router {
       const ev = normalizeEvent(copy, input)
       if (opts.gpc) ev.context.gpc = true
       const sourceTrace = newTrace('source')
-      const result: Evaluation = { event: ev, source: sourceTrace, dropped: false, destinations: {} }
+      const result: Evaluation = { event: ev, source: sourceTrace, dropped: false, suppressed: privacy.isSuppressed(ev as Record<string, unknown>), bot: false, destinations: {} }
+      if (result.suppressed) return result
+      if (enricher && enricher.enrich(ev) === 'bot') {
+        result.bot = result.dropped = true
+        return result
+      }
       result.dropped = !route(ev, true, (q, verdict, trace) => {
         const t = trace ?? newTrace('destination', q.name)
         result.destinations[q.name] = 'reason' in verdict
@@ -582,6 +700,11 @@ export function createRouter(options: RouterOptions = {}): Router {
           replay: async (f) => router.deadLetters.replay(f),
         },
     events,
+    ready: () => (enricher ? Promise.all([privacy.ready, enricher.ready]).then(() => undefined) : privacy.ready),
+    deleteUser: (ids, opts) => privacy.deleteUser(ids, opts),
+    deletions: privacy.deletions,
+    suppression: privacy.suppression,
+    ledger: privacy.ledger,
   }
   return router
 }

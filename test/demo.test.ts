@@ -98,6 +98,7 @@ t.test('npm start: Segment batch, browser event, 401, backend purchase, graceful
     `    settings: { path: ${JSON.stringify(sink)} }`,
     '    delivery: { batch: { maxWaitMs: 100 } }',
     'shutdownTimeoutMs: 3000',
+    `privacy: { store: { type: sqlite, path: ${JSON.stringify(join(dir, 'privacy.db'))} } }`,
     '',
   ].join('\n'))
 
@@ -179,6 +180,18 @@ t.test('npm start: Segment batch, browser event, 401, backend purchase, graceful
   t.equal(stats.rejected.unknown_write_key, 1)
   t.equal(stats.destinations.sink?.delivered, 3)
   t.match(await (await fetch(`${demo.url}/api/dead-letters`)).json(), { count: 0, deadLetters: [] })
+
+  // The visitor's own privacy page: what was shared about me, then "forget me".
+  const visitor = { cookie: 'ajs_anonymous_id=anon-demo' }
+  const mine = (await (await fetch(`${demo.url}/api/privacy/my-data`, { headers: visitor })).json()) as { shared: Array<{ destination: string; event: string; fields: Array<{ path: string }> }> }
+  t.match(mine.shared, [{ destination: 'sink', event: 'Order Completed' }], 'the ledger lists the order event sent to the sink')
+  t.ok(mine.shared[0]?.fields.some((f) => f.path === 'properties.products[].sku'), 'with the paths sent')
+  const forget = await fetch(`${demo.url}/api/privacy/forget-me`, { method: 'POST', headers: visitor })
+  t.equal(forget.status, 200)
+  t.match(await forget.json(), { receipts: [{ target: 'firstparty', status: 'succeeded' }, { target: 'sink', status: 'succeeded' }] })
+  t.notOk((await readEvents(sink)).some((e) => e.anonymousId === 'anon-demo'), "the file sink no longer holds the visitor's events")
+  t.match(await (await fetch(`${demo.url}/api/privacy/my-data`, { headers: visitor })).json(), { shared: [] })
+  t.match(await (await fetch(`${demo.url}/api/privacy/my-data`)).json(), { code: 'no_visitor' }, 'no cookie: a JSON error that says what to do')
 
   // An event accepted just before SIGTERM is still delivered: close() drains.
   const last = await fetch(`${demo.url}/v1/track`, {

@@ -179,5 +179,5 @@ t.test('deleteUser: the User Privacy API with Basic apiKey:secretKey', async (t)
 })
 
 t.test('the schema names its settings', async (t) => {
-  t.same(Object.keys(AmplitudeSettings.properties).sort(), ['apiKey', 'endpoint', 'minIdLength', 'region', 'requester', 'secretKey'])
+  t.same(Object.keys(AmplitudeSettings.properties).sort(), ['apiKey', 'deletionEndpoint', 'endpoint', 'minIdLength', 'region', 'requester', 'secretKey'])
 })

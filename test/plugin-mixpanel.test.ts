@@ -207,5 +207,5 @@ t.test('deleteUser: the GDPR API with the OAuth token, distinct ids, compliance 
 })
 
 t.test('the schema names its settings', async (t) => {
-  t.same(Object.keys(MixpanelSettings.properties).sort(), ['apiSecret', 'endpoint', 'gdprToken', 'projectId', 'projectToken', 'region', 'serviceAccountSecret', 'serviceAccountUsername'])
+  t.same(Object.keys(MixpanelSettings.properties).sort(), ['apiSecret', 'deletionEndpoint', 'endpoint', 'gdprToken', 'projectId', 'projectToken', 'region', 'serviceAccountSecret', 'serviceAccountUsername'])
 })

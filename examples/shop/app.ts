@@ -146,6 +146,25 @@ export function createShopApp({ firstparty, writeKey, trustProxy = false }: Shop
     res.json(router.deadLetters.replay(destination ? { destination } : {}))
   })
 
+  // Self-service privacy for this browser's visitor, known by the first-party cookie:
+  // what was shared about me, and "forget me" (a deletion request fanned out to every
+  // destination, with a receipt each). A real shop would put these behind its login.
+  const visitor = (req: Request) => {
+    const anonymousId = readCookie(req.headers.cookie, 'ajs_anonymous_id')
+    const userId = readCookie(req.headers.cookie, 'ajs_user_id')
+    if (!anonymousId && !userId) throw new ApiError(400, 'no_visitor', 'no ajs_anonymous_id or ajs_user_id cookie: load the shop page first')
+    return { ...(anonymousId ? { anonymousId } : {}), ...(userId ? { userId } : {}) }
+  }
+  api.get('/privacy/my-data', async (req, res) => {
+    const ids = visitor(req)
+    res.json({ subject: ids, shared: await router.ledger.forUser(ids, { limit: 200 }) })
+  })
+  api.post('/privacy/forget-me', async (req, res) => {
+    const ids = visitor(req)
+    const { requestId, receipts } = await router.deleteUser(ids, { reason: 'self-service request from the shop page' })
+    res.json({ requestId, receipts: receipts.map(({ target, status, error }) => ({ target, status, ...(error ? { error } : {}) })) })
+  })
+
   api.use((_req, _res, next) => next(new ApiError(404, 'not_found', 'no such API route')))
   api.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof ApiError) return void res.status(err.status).json({ code: err.code, message: err.message })

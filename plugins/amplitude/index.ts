@@ -30,6 +30,7 @@ export const AmplitudeSettings = Type.Object(
       description: "Data residency: 'us' (api2.amplitude.com, deletions on amplitude.com) or 'eu' (api.eu.amplitude.com, deletions on analytics.eu.amplitude.com).",
     }),
     endpoint: Type.Optional(Type.String({ pattern: '^https?://', description: 'Override the ingestion base URL (a proxy); /2/httpapi is appended. Wins over `region`.' })),
+    deletionEndpoint: Type.Optional(Type.String({ pattern: '^https?://', description: 'Override the User Privacy API base URL (a proxy); /api/2/deletions/users is appended. Wins over `region`.' })),
     minIdLength: Type.Optional(Type.Integer({ minimum: 1, description: 'Shortest user_id / device_id Amplitude accepts (its default is 5); sent as options.min_id_length.' })),
     secretKey: Type.Optional(Type.String({ minLength: 1, description: 'Project secret key: needed only for deleteUser (User Privacy API, Basic apiKey:secretKey).' })),
     requester: Type.String({ default: 'firstparty', description: 'Shown as the requester of deletion jobs in Amplitude (an email address is customary).' }),
@@ -52,7 +53,8 @@ export function ingestionUrl(s: Pick<AmplitudeSettingsType, 'region' | 'endpoint
   return s.region === 'eu' ? 'https://api.eu.amplitude.com/2/httpapi' : 'https://api2.amplitude.com/2/httpapi'
 }
 
-export function deletionUrl(s: Pick<AmplitudeSettingsType, 'region'>): string {
+export function deletionUrl(s: Pick<AmplitudeSettingsType, 'region' | 'deletionEndpoint'>): string {
+  if (s.deletionEndpoint) return `${s.deletionEndpoint.replace(/\/+$/, '')}/api/2/deletions/users`
   return s.region === 'eu' ? 'https://analytics.eu.amplitude.com/api/2/deletions/users' : 'https://amplitude.com/api/2/deletions/users'
 }
 

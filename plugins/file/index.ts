@@ -3,11 +3,12 @@
  * per destination, so concurrent batches never interleave lines, and every batch is
  * written with one append.
  */
-import { access, mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises'
+import { access, mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import Type from 'typebox'
 import { RetryableError } from '../../src/errors.js'
 import { defineDestination } from '../../src/plugin.js'
+import { mentionsSubject, toStoredSubject } from '../../src/privacy/subject.js'
 
 export const FileSettings = Type.Object({
   path: Type.String({ minLength: 1, default: 'data/events.ndjson', description: 'File to append to; relative paths are from the working directory. Folders are created.' }),
@@ -80,6 +81,47 @@ export default defineDestination({
       }
     }
     const next = sink.chain.then(write)
+    sink.chain = next.catch(() => {})
+    return next
+  },
+  /**
+   * Rewrite the file and its rotated siblings without the lines that mention the
+   * subject (any id as a value, or the email raw or hashed). Runs in the write chain,
+   * so no batch is appended half-way through; each file is replaced atomically.
+   */
+  deleteUser(ids, ctx) {
+    const sink = ctx.state.sink as Sink
+    const subject = toStoredSubject(ids, 'file deleteUser')
+    const run = async () => {
+      await sink.handle?.close()
+      sink.handle = undefined
+      const dir = dirname(sink.path)
+      const prefix = basename(sink.path)
+      const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => f === prefix || f.startsWith(prefix + '.'))
+      let removed = 0
+      for (const f of files) {
+        const path = join(dir, f)
+        const text = await readFile(path, 'utf8')
+        const lines = text.split('\n')
+        const kept = lines.filter((line) => {
+          if (line === '') return true
+          let ev: unknown
+          try {
+            ev = JSON.parse(line)
+          } catch {
+            return true
+          }
+          return !mentionsSubject(ev, subject)
+        })
+        if (kept.length === lines.length) continue
+        removed += lines.length - kept.length
+        const tmp = `${path}.deleting`
+        await writeFile(tmp, kept.join('\n'))
+        await rename(tmp, path)
+      }
+      ctx.logger.info({ lines: removed }, 'deleteUser: lines removed')
+    }
+    const next = sink.chain.then(run)
     sink.chain = next.catch(() => {})
     return next
   },

@@ -37,6 +37,7 @@ export const MixpanelSettings = Type.Object(
       description: "Data residency: 'us' (api.mixpanel.com), 'eu' (api-eu.mixpanel.com), 'in' (api-in.mixpanel.com). Must match the project's.",
     }),
     endpoint: Type.Optional(Type.String({ pattern: '^https?://', description: 'Override the ingestion base URL (a proxy, say). Wins over `region`.' })),
+    deletionEndpoint: Type.Optional(Type.String({ pattern: '^https?://', description: 'Override the GDPR API base URL (a proxy); /api/app/data-deletions/v3.0/ is appended. Wins over `region`.' })),
     gdprToken: Type.Optional(Type.String({ minLength: 1, description: 'GDPR OAuth token (Profile & Preferences → Data & Privacy; expires after a year). Needed only for deleteUser.' })),
   },
   { additionalProperties: false },
@@ -62,8 +63,8 @@ export function ingestionUrl(s: Pick<MixpanelSettingsType, 'region' | 'endpoint'
 }
 
 /** The GDPR API lives on the app host, not the ingestion host. */
-export function gdprUrl(s: Pick<MixpanelSettingsType, 'region' | 'projectToken'>): string {
-  const host = s.region === 'eu' ? 'https://eu.mixpanel.com' : s.region === 'in' ? 'https://in.mixpanel.com' : 'https://mixpanel.com'
+export function gdprUrl(s: Pick<MixpanelSettingsType, 'region' | 'projectToken' | 'deletionEndpoint'>): string {
+  const host = s.deletionEndpoint ? s.deletionEndpoint.replace(/\/+$/, '') : s.region === 'eu' ? 'https://eu.mixpanel.com' : s.region === 'in' ? 'https://in.mixpanel.com' : 'https://mixpanel.com'
   return `${host}/api/app/data-deletions/v3.0/?token=${encodeURIComponent(s.projectToken)}`
 }
 

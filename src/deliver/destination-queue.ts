@@ -15,6 +15,7 @@ import type { Logger } from '../logger.js'
 import type { FirstpartyEvent } from '../normalize/schema.js'
 import type { DestinationContext, DestinationDefinition, SendResult } from '../plugin.js'
 import type { DeadLetterStore } from './dead-letters.js'
+import type { LedgerDraft } from '../privacy/ledger.js'
 import { backoffDelay, classifyError, type Classified, type RetryOptions } from './retry.js'
 
 export interface DeliveryOptions {
@@ -39,6 +40,8 @@ export interface QueueItem {
   attempts: number
   /** The spool's handle for this event (acked once it is settled); absent on the memory path. */
   ref?: unknown
+  /** What the sharing ledger records once the event is delivered (when the ledger is on). */
+  ledger?: LedgerDraft
 }
 
 interface Batch {
@@ -62,6 +65,8 @@ export interface DestinationStats {
   filteredBy: Partial<Record<'integrations' | 'disabled' | 'consent' | 'policy' | 'mapping', number>>
   batches: number
   failedSends: number
+  /** Events removed before delivery by a deletion request or a suppression. */
+  erased: number
   /** Events owned right now (buffered + in flight + waiting to retry). */
   held: number
 }
@@ -86,6 +91,8 @@ export interface DestinationQueueInit {
    * for the next start instead of dead-lettering them.
    */
   settled?: (items: QueueItem[], outcome: 'delivered' | 'dead' | 'released') => void
+  /** Told of every delivered event (the sharing ledger). */
+  delivered?: (items: QueueItem[]) => void
 }
 
 class SendTimeout extends Error {
@@ -99,7 +106,7 @@ export class DestinationQueue {
   /** Lives from setup to close; passed to every call as `ctx.state`. */
   readonly state: Record<string, unknown> = {}
   readonly stats: DestinationStats = {
-    enqueued: 0, delivered: 0, retried: 0, deadLettered: {}, filtered: 0, filteredBy: {}, batches: 0, failedSends: 0, held: 0,
+    enqueued: 0, delivered: 0, retried: 0, deadLettered: {}, filtered: 0, filteredBy: {}, batches: 0, failedSends: 0, erased: 0, held: 0,
   }
   readonly #init: DestinationQueueInit
   readonly #o: DeliveryOptions
@@ -111,6 +118,8 @@ export class DestinationQueue {
   #idle: Array<() => void> = []
   #closed = false
   #ready: Promise<void> | undefined
+  /** In-flight items erased by `remove()`: dropped if their send fails. */
+  #doomed = new Set<QueueItem>()
 
   constructor(init: DestinationQueueInit) {
     this.#init = init
@@ -255,14 +264,29 @@ export class DestinationQueue {
   #delivered(items: QueueItem[]): void {
     const n = items.length
     if (n === 0) return
+    if (this.#doomed.size) for (const it of items) this.#doomed.delete(it)
     this.stats.delivered += n
     this.stats.held -= n
     this.#init.settled?.(items, 'delivered')
+    this.#init.delivered?.(items)
     this.#init.emit({ type: 'delivered', destination: this.name, count: n })
     this.#checkIdle()
   }
 
-  #retryOrDead(items: QueueItem[], c: Classified): void {
+  #retryOrDead(all: QueueItem[], c: Classified): void {
+    let items = all
+    if (this.#doomed.size) {
+      // Erased (a deletion or suppression) while in flight: counted, never sent again.
+      const erased = all.filter((it) => this.#doomed.delete(it))
+      if (erased.length) {
+        items = all.filter((it) => !erased.includes(it))
+        this.stats.erased += erased.length
+        this.stats.held -= erased.length
+        this.#init.settled?.(erased, 'dead')
+        this.#checkIdle()
+      }
+    }
+    if (items.length === 0) return
     if (c.rule !== 'retry') return this.#dead(items, c)
     const now = Date.now()
     const r = this.#o.retry
@@ -320,6 +344,44 @@ export class DestinationQueue {
     return new Promise((resolve) => this.#idle.push(resolve))
   }
 
+  /**
+   * Take out the events `match` picks among those buffered or waiting for a retry
+   * (not those in flight: a send already under way cannot be called back). Counted in
+   * `erased`; a durable spool acks them. Returns how many.
+   */
+  remove(match: (item: QueueItem) => boolean): number {
+    const out: QueueItem[] = []
+    const keep: QueueItem[] = []
+    for (const it of this.#buffer) (match(it) ? out : keep).push(it)
+    if (out.length) {
+      this.#buffer = keep
+      this.#bufferBytes = keep.reduce((n, it) => n + it.bytes, 0)
+    }
+    for (const b of this.#live) {
+      if (b.done) continue
+      if (!b.retryTimer) {
+        // In flight: it cannot be called back, but if this send fails it is not retried.
+        for (const it of b.items) if (match(it)) this.#doomed.add(it)
+        continue
+      }
+      const left = b.items.filter((it) => !match(it))
+      if (left.length === b.items.length) continue
+      for (const it of b.items) if (!left.includes(it)) out.push(it)
+      b.items = left
+      if (left.length === 0) {
+        clearTimeout(b.retryTimer)
+        b.done = true
+        this.#live.delete(b)
+      }
+    }
+    if (out.length === 0) return 0
+    this.stats.erased += out.length
+    this.stats.held -= out.length
+    this.#init.settled?.(out, 'dead')
+    this.#checkIdle()
+    return out.length
+  }
+
   /** Send what is buffered now, without waiting for maxWaitMs. */
   flush(): void {
     this.#flush(true)
@@ -348,6 +410,15 @@ export class DestinationQueue {
     this.#live.clear()
     if (this.#buffer.length) leftovers.push(...this.#buffer.splice(0))
     this.#bufferBytes = 0
+    if (this.#doomed.size) {
+      const erased = leftovers.filter((it) => this.#doomed.delete(it))
+      if (erased.length) {
+        leftovers.splice(0, leftovers.length, ...leftovers.filter((it) => !erased.includes(it)))
+        this.stats.erased += erased.length
+        this.stats.held -= erased.length
+        this.#init.settled?.(erased, 'dead')
+      }
+    }
     if (this.#init.settled && leftovers.length) {
       // A durable spool still has these events: the next start delivers them.
       this.stats.held -= leftovers.length

@@ -124,7 +124,31 @@ export class SpoolConsumer {
   #enqueue(e: SpooledEvent): void {
     this.#held.add(e.ref)
     const item: QueueItem = { event: e.event, bytes: e.bytes, acceptedAt: e.acceptedAt, attempts: e.attempts, ref: e }
+    if (e.ledger) item.ledger = e.ledger
     this.#o.queue.enqueue(item)
+  }
+
+  /** Whether this entry is in the delivery queue now (it is the queue's to erase). */
+  holds(ref: unknown): boolean {
+    return this.#held.has(ref)
+  }
+
+  /**
+   * Entries waiting for their user's turn (per-user ordering) that `match` picks:
+   * acked (they are being erased) and never handed to the queue. Returns how many.
+   */
+  remove(match: (e: SpooledEvent) => boolean): number {
+    const refs: unknown[] = []
+    for (const [key, list] of this.#busy) {
+      const keep = list.filter((e) => !match(e))
+      if (keep.length === list.length) continue
+      for (const e of list) if (!keep.includes(e)) refs.push(e.ref)
+      this.#busy.set(key, keep)
+    }
+    if (refs.length === 0) return 0
+    this.#outstanding -= refs.length
+    this.#o.reader.ack(refs)
+    return refs.length
   }
 
   /** The queue's `settled` hook. */

@@ -25,6 +25,7 @@ import { ConfigError, type DeliveryErrorCode } from '../errors.js'
 import type { DeadLetter, DeadLetterFilter, DeadLetterStore } from '../deliver/dead-letters.js'
 import type { Logger } from '../logger.js'
 import type { FirstpartyEvent } from '../normalize/schema.js'
+import type { LedgerDraft } from '../privacy/ledger.js'
 import type { AsyncDeadLetterStore, Spool, SpooledEvent, SpoolEntry, SpoolReader, SpoolStats } from './types.js'
 
 export interface RedisSpoolOptions {
@@ -300,7 +301,8 @@ export class RedisSpool implements Spool {
       const key = this.streamOf(e.destination)
       this.#streams.add(key)
       dests.add(e.destination)
-      m.xadd(key, '*', 'e', lastBody, 'a', String(e.acceptedAt), 'b', String(e.bytes), 'u', e.userKey)
+      if (e.ledger) m.xadd(key, '*', 'e', lastBody, 'a', String(e.acceptedAt), 'b', String(e.bytes), 'u', e.userKey, 'm', JSON.stringify(e.ledger))
+      else m.xadd(key, '*', 'e', lastBody, 'a', String(e.acceptedAt), 'b', String(e.bytes), 'u', e.userKey)
     }
     const res = await m.exec()
     if (!res) throw new Error('redis MULTI was aborted')
@@ -360,6 +362,34 @@ export class RedisSpool implements Spool {
     return { type: 'redis', ...this.#stats, pending: this.#pending }
   }
 
+  async purge(destinations: readonly string[], match: (entry: { destination: string; ref: unknown; event: FirstpartyEvent; userKey: string; ledger?: LedgerDraft | undefined }) => boolean): Promise<number> {
+    // Pending acks first: an acked entry is gone, not "erased" a second time.
+    await this.#commitAcks()
+    let n = 0
+    for (const d of destinations) {
+      const key = this.streamOf(d)
+      let start = '-'
+      for (;;) {
+        const entries = (await this.redis.xrange(key, start, '+', 'COUNT', 1000)) as StreamEntry[]
+        if (entries.length === 0) break
+        const doomed: string[] = []
+        for (const e of entries) {
+          const parsed = parseEntry(e)
+          if (parsed && match({ destination: d, ref: e[0], event: parsed.event, userKey: parsed.userKey, ledger: parsed.ledger })) doomed.push(e[0])
+        }
+        if (doomed.length) {
+          // XACK first, so no consumer keeps a pending record of a deleted entry.
+          await this.redis.xack(key, this.o.group, ...doomed).catch(() => 0)
+          n += Number(await this.redis.xdel(key, ...doomed))
+        }
+        if (entries.length < 1000) break
+        start = `(${entries[entries.length - 1]![0]}`
+      }
+    }
+    if (n) this.#pending = Math.max(0, this.#pending - n)
+    return n
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
     await this.#commitAcks()
@@ -375,7 +405,9 @@ function parseEntry(e: StreamEntry): SpooledEvent | undefined {
   const o: Record<string, string> = {}
   for (let i = 0; i + 1 < f.length; i += 2) o[f[i]!] = f[i + 1]!
   if (o.e === undefined) return undefined
-  return { ref: e[0], event: JSON.parse(o.e) as FirstpartyEvent, acceptedAt: Number(o.a), bytes: Number(o.b), attempts: 0, userKey: o.u ?? '' }
+  const out: SpooledEvent = { ref: e[0], event: JSON.parse(o.e) as FirstpartyEvent, acceptedAt: Number(o.a), bytes: Number(o.b), attempts: 0, userKey: o.u ?? '' }
+  if (o.m) out.ledger = JSON.parse(o.m) as LedgerDraft
+  return out
 }
 
 class RedisReader implements SpoolReader {

@@ -22,6 +22,7 @@ import type BetterSqlite3 from 'better-sqlite3'
 import { ConfigError, type DeliveryErrorCode } from '../errors.js'
 import type { DeadLetter, DeadLetterFilter, DeadLetterStore } from '../deliver/dead-letters.js'
 import type { FirstpartyEvent } from '../normalize/schema.js'
+import type { LedgerDraft } from '../privacy/ledger.js'
 import type { AsyncDeadLetterStore, Spool, SpooledEvent, SpoolEntry, SpoolReader, SpoolStats } from './types.js'
 
 type Database = BetterSqlite3.Database
@@ -84,6 +85,9 @@ export function openSqliteDatabase(path: string, synchronous: 'normal' | 'full' 
       CREATE INDEX IF NOT EXISTS dead_letters_dead_at ON dead_letters (dead_at);
       PRAGMA user_version = ${SCHEMA_VERSION};
     `)
+    // Added after schema 1 was released: the sharing ledger's draft beside each entry.
+    const columns = db.prepare('PRAGMA table_info(spool)').all() as Array<{ name: string }>
+    if (!columns.some((c) => c.name === 'meta')) db.exec('ALTER TABLE spool ADD COLUMN meta TEXT')
   } catch (err) {
     if (err instanceof ConfigError) throw err
     throw new ConfigError('CONFIG_SPOOL', [{ path: where, message: `cannot open the SQLite spool ${file}: ${(err as Error).message}` }])
@@ -299,7 +303,7 @@ export class SqliteSpool implements Spool {
     })
     this.deadLetters.onReplay = (byDest) => this.#added(byDest)
     this.deadLettersAsync = this.deadLetters.asAsync()
-    this.#insert = this.db.prepare('INSERT INTO spool (dest, ukey, accepted_at, attempts, bytes, body) VALUES (?, ?, ?, 0, ?, ?)')
+    this.#insert = this.db.prepare('INSERT INTO spool (dest, ukey, accepted_at, attempts, bytes, body, meta) VALUES (?, ?, ?, 0, ?, ?, ?)')
     this.#delete = this.db.prepare('DELETE FROM spool WHERE id = ?')
     this.#deleteRange = this.db.prepare('DELETE FROM spool WHERE dest = ? AND id >= ? AND id <= ?')
     this.#count = this.db.prepare('SELECT dest, COUNT(*) AS n FROM spool GROUP BY dest')
@@ -382,7 +386,7 @@ export class SqliteSpool implements Spool {
             lastEvent = e.event
             lastBody = JSON.stringify(e.event)
           }
-          const id = Number(this.#insert.run(e.destination, e.userKey, e.acceptedAt, e.bytes, lastBody).lastInsertRowid)
+          const id = Number(this.#insert.run(e.destination, e.userKey, e.acceptedAt, e.bytes, lastBody, e.ledger ? JSON.stringify(e.ledger) : null).lastInsertRowid)
           this.fresh.set(id, e.event)
           if (this.fresh.size > SqliteSpool.FRESH_MAX) this.fresh.delete(this.fresh.keys().next().value!)
           byDest.set(e.destination, (byDest.get(e.destination) ?? 0) + 1)
@@ -453,6 +457,34 @@ export class SqliteSpool implements Spool {
     return { type: 'sqlite', ...this.#stats, pending: this.#pending }
   }
 
+  async purge(destinations: readonly string[], match: (entry: { destination: string; ref: unknown; event: FirstpartyEvent; userKey: string; ledger?: LedgerDraft | undefined }) => boolean): Promise<number> {
+    if (this.#closed || destinations.length === 0) return 0
+    // Pending appends and acks first: an acked row is gone, not "erased" a second time.
+    this.#commitAppends()
+    this.#commitAcks()
+    const select = this.db.prepare(`SELECT id, ukey, body, dest, meta FROM spool WHERE id > ? AND dest IN (${destinations.map(() => '?').join(',')}) ORDER BY id LIMIT 1000`).raw(true)
+    const del = this.db.prepare('DELETE FROM spool WHERE id = ?')
+    let after = 0
+    let n = 0
+    for (;;) {
+      const rows = select.all(after, ...destinations) as Array<[number, string, string, string, string | null]>
+      if (rows.length === 0) break
+      after = rows[rows.length - 1]![0]
+      const doomed = rows.filter((r) => match({ destination: r[3], ref: r[0], event: JSON.parse(r[2]) as FirstpartyEvent, userKey: r[1], ledger: r[4] ? (JSON.parse(r[4]) as LedgerDraft) : undefined }))
+      if (doomed.length) {
+        this.db.transaction(() => {
+          for (const r of doomed) {
+            del.run(r[0])
+            this.fresh.delete(r[0])
+          }
+        })()
+        n += doomed.length
+      }
+    }
+    if (n) this.#recount()
+    return n
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
     if (this.#appendQueue.length) this.#commitAppends()
@@ -474,13 +506,13 @@ class SqliteReader implements SpoolReader {
   constructor(spool: SqliteSpool, destination: string) {
     this.#spool = spool
     this.destination = destination
-    this.#select = spool.db.prepare('SELECT id, ukey, accepted_at, attempts, bytes, body FROM spool WHERE dest = ? AND id > ? ORDER BY id LIMIT ?').raw(true)
+    this.#select = spool.db.prepare('SELECT id, ukey, accepted_at, attempts, bytes, body, meta FROM spool WHERE dest = ? AND id > ? ORDER BY id LIMIT ?').raw(true)
   }
 
   async read(max: number): Promise<SpooledEvent[]> {
     this.#spool.refreshIfChangedElsewhere()
     if (max <= 0 || (this.#spool.counts.get(this.destination) ?? 0) <= this.#outstanding) return []
-    const rows = this.#select.all(this.destination, this.#cursor, max) as Array<[number, string, number, number, number, string]>
+    const rows = this.#select.all(this.destination, this.#cursor, max) as Array<[number, string, number, number, number, string, string | null]>
     if (rows.length === 0) return []
     this.#cursor = rows[rows.length - 1]![0]
     this.#outstanding += rows.length
@@ -492,6 +524,7 @@ class SqliteReader implements SpoolReader {
       if (event) fresh.delete(r[0])
       else event = JSON.parse(r[5]) as FirstpartyEvent
       out[i] = { ref: r[0], userKey: r[1], acceptedAt: r[2], attempts: r[3], bytes: r[4], event }
+      if (r[6]) out[i]!.ledger = JSON.parse(r[6]) as LedgerDraft
     }
     return out
   }

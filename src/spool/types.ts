@@ -9,6 +9,7 @@
  */
 import type { DeadLetter, DeadLetterFilter, DeadLetterStore } from '../deliver/dead-letters.js'
 import type { FirstpartyEvent } from '../normalize/schema.js'
+import type { LedgerDraft } from '../privacy/ledger.js'
 
 /** One event for one destination, as routed at intake (after policies and consent). */
 export interface SpoolEntry {
@@ -19,6 +20,8 @@ export interface SpoolEntry {
   acceptedAt: number
   /** userId, else anonymousId: the key of per-user ordering. */
   userKey: string
+  /** The sharing ledger's draft, stored beside the event (when the ledger is on). */
+  ledger?: LedgerDraft
 }
 
 /** An entry handed to a consumer; `ref` is what it acks. */
@@ -29,6 +32,7 @@ export interface SpooledEvent {
   acceptedAt: number
   attempts: number
   userKey: string
+  ledger?: LedgerDraft
 }
 
 export interface SpoolReader {
@@ -106,6 +110,12 @@ export interface Spool {
   /** Called with a destination name whenever this process appended entries for it. */
   onAppend(fn: (destination: string) => void): void
   stats(): SpoolStats
+  /**
+   * Delete the waiting entries of these destinations that `match` picks (a deletion
+   * request or a suppression). Entries already handed to a delivery queue are the
+   * queue's to remove. Returns how many were deleted.
+   */
+  purge(destinations: readonly string[], match: (entry: { destination: string; ref: unknown; event: FirstpartyEvent; userKey: string; ledger?: LedgerDraft | undefined }) => boolean): Promise<number>
   close(): Promise<void>
 }
 

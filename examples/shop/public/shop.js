@@ -169,6 +169,27 @@
     })
   })
 
+  // The visitor's privacy page: the sharing ledger for this browser's first-party id, and
+  // a deletion request fanned out to every destination (one receipt each).
+  $('mydata').addEventListener('click', function () {
+    fetch('/api/privacy/my-data', { credentials: 'same-origin' }).then(function (r) { return r.json() }).then(function (body) {
+      if (body.code) return void ($('privacy').textContent = body.message)
+      var lines = body.shared.map(function (e) {
+        return e.deliveredAt.slice(11, 19) + ' ' + (e.event || e.eventType) + ' → ' + e.destination + ': ' +
+          e.fields.map(function (f) { return f.path + (f.treatment === 'raw' ? '' : ' (' + f.treatment + ')') }).join(', ')
+      })
+      $('privacy').textContent = lines.length ? lines.join('\n') : 'Nothing has been shared about you.'
+    })
+  })
+  $('forget').addEventListener('click', function () {
+    fetch('/api/privacy/forget-me', { method: 'POST', credentials: 'same-origin' }).then(function (r) { return r.json() }).then(function (body) {
+      if (body.code) return void ($('privacy').textContent = body.message)
+      $('privacy').textContent = 'Deletion ' + body.requestId + ':\n' + body.receipts.map(function (r) {
+        return r.target + ': ' + r.status + (r.error ? ' (' + r.error.message + ')' : '')
+      }).join('\n') + '\nYou are now on the suppression list: nothing you do here is sent anywhere (see /api/stats, "suppressed").'
+    })
+  })
+
   // Page leave: time on page and cart size, sent with sendBeacon so it survives the unload.
   addEventListener('pagehide', function () {
     fp.track('Page Left', { path: location.pathname, seconds_on_page: Math.round((Date.now() - shownAt) / 1000), cart_items: cart.length }, { transport: 'beacon' })

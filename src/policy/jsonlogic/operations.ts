@@ -12,6 +12,7 @@
  */
 import * as crypto from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
+import { isBotValue } from '../../enrich/bots.js';
 import { JsonLogicCompileError } from './errors.js';
 import { FORBIDDEN_SEGMENTS } from './ir.js';
 import { runtime } from './runtime.js';
@@ -132,7 +133,7 @@ export interface CreateOperationsOptions {
   /**
    * Include the domain operations (`lower`, `upper`, `trim`, `sha256`,
    * `regex_test`, `starts_with`, `ends_with`, `ip_in_cidr`, `date_before`,
-   * `date_after`, `days_since`). The json-logic-js operations are always there.
+   * `date_after`, `days_since`, `is_bot`). The json-logic-js operations are always there.
    * @default true
    */
   domain?: boolean;
@@ -291,6 +292,9 @@ function addDomainOperations(ops: Operations): void {
       return (ip: unknown) => ipIn(list, ip);
     },
   });
+
+  // A user-agent string, or the event (`{"var": ""}`) whose context.userAgent is read.
+  ops.add('is_bot', isBotValue, { pure: true, arity: [1, 1], returns: 'boolean' });
 
   ops.add('date_before', (a: unknown, b: unknown) => toEpochMillis(a) < toEpochMillis(b),
     { pure: true, arity: [2, 2], returns: 'boolean' });
