@@ -156,3 +156,36 @@ t.test('no privacy block: no ledger is kept', async (t) => {
   await cap.waitFor(1)
   t.same(await router.ledger.forUser({ userId: 'u-x' }), [])
 })
+
+t.test('PostgreSQL store: the ledger, suppressions and receipts through the router (fails loudly when PostgreSQL is down)', async (t) => {
+  const PG = process.env.FIRSTPARTY_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test'
+  const prefix = `fp_led_${process.pid}_${Math.random().toString(36).slice(2, 6)}_`
+  const { default: pg } = await import('pg')
+  const admin = new pg.Pool({ connectionString: PG, max: 1 })
+  t.teardown(async () => {
+    for (const table of ['ledger', 'suppressions', 'deletion_receipts', 'meta']) await admin.query(`DROP TABLE IF EXISTS "${prefix}${table}"`)
+    await admin.end()
+  })
+  const cap = captureDestination('cap')
+  const options = { logger: quiet, plugins: [cap.plugin], privacy: { store: { type: 'postgres' as const, connectionString: PG, tablePrefix: prefix } }, destinations: [{ name: 'cap', type: 'cap', delivery: { batch: { maxWaitMs: 5 } } }] }
+  const router = createRouter(options)
+  t.teardown(() => router.close({ timeoutMs: 200 }))
+  await router.ready()
+  await router.track({ userId: 'pg-1', event: 'Signed Up', context: { traits: { email: 'pg@example.com' } } })
+  await cap.waitFor(1)
+  for (let i = 0; i < 100 && router.stats().destinations.cap!.delivered === 0; i++) await new Promise((r) => setTimeout(r, 10))
+  const entries = await router.ledger.forUser({ email: 'PG@example.com' })
+  t.match(entries, [{ destination: 'cap', userId: 'pg-1', event: 'Signed Up' }])
+  await router.suppression.add({ userId: 'pg-2' }, { reason: 'opt-out' })
+  await router.close({ timeoutMs: 1000 })
+
+  // A second router (another process, say) sees the same list and ledger.
+  const again = createRouter(options)
+  t.teardown(() => again.close({ timeoutMs: 200 }))
+  await again.ready()
+  t.ok(again.suppression.has({ userId: 'pg-2' }), 'the suppression list is shared')
+  const { receipts } = await again.deleteUser({ userId: 'pg-1' })
+  t.match(receipts.find((r) => r.target === 'firstparty'), { status: 'succeeded', removed: { ledger: 1 } })
+  t.equal((await again.deletions.list({ userId: 'pg-1' })).length, 2, 'receipts stored: firstparty and cap')
+  t.same(await again.ledger.forUser({ userId: 'pg-1' }), [])
+})
