@@ -143,6 +143,7 @@ t.test('npm start: Segment batch, browser event, 401, backend purchase, graceful
   // The shop page and its scripts are served, with the write key from the config.
   const page = await fetch(demo.url)
   t.equal(page.status, 200)
+  t.match(page.headers.get('set-cookie'), /^ajs_anonymous_id=[0-9a-f-]{36}; Max-Age=31536000; Path=\/; .*SameSite=Lax/i, 'the server issues the first-party id cookie')
   t.match(await page.text(), /<script src="\/track\.js"><\/script>/)
   t.match(await (await fetch(`${demo.url}/config.js`)).text(), JSON.stringify(WRITE_KEY))
   t.equal((await fetch(`${demo.url}/track.js`)).status, 200)

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import express, { type NextFunction, type Request, type Response } from 'express'
-import type { FirstpartyMiddleware } from '../../src/express.js'
+import { identity, type FirstpartyMiddleware } from '../../src/express.js'
 import type { DeadLetterFilter } from '../../src/index.js'
 import { CURRENCY, PRODUCTS, findProduct } from './catalog.js'
 
@@ -32,24 +32,6 @@ export interface Order {
 const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url))
 const MAX_ORDERS = 1000
 
-/** Read one cookie; tolerates analytics.js's JSON-quoted and URL-encoded values. */
-export function readCookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined
-  for (const part of header.split(';')) {
-    const i = part.indexOf('=')
-    if (i === -1 || part.slice(0, i).trim() !== name) continue
-    let value = part.slice(i + 1).trim()
-    try {
-      value = decodeURIComponent(value)
-    } catch {
-      // keep it as sent
-    }
-    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1)
-    return value && value.length <= 200 ? value : undefined
-  }
-  return undefined
-}
-
 class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
     super(message)
@@ -67,6 +49,9 @@ export function createShopApp({ firstparty, writeKey, trustProxy = false }: Shop
 
   // firstparty first: it reads its own bodies (text/plain, gzip) whatever the app parses.
   app.use('/v1', firstparty)
+  // Every page and API call: the visitor's first-party id, set by the server (it outlives
+  // Safari's 7-day cap on script-set cookies) and shared with the tracking script.
+  app.use(identity({ secure: 'auto' }))
 
   // What the page's tracking client needs; a browser write key is public by design.
   app.get('/config.js', (_req, res) => {
@@ -98,14 +83,8 @@ export function createShopApp({ firstparty, writeKey, trustProxy = false }: Shop
       }
       return { product_id: p.product_id, sku: p.sku, name: p.name, brand: p.brand, category: p.category, price: p.price, quantity, position: i + 1 }
     })
-    const cookies = req.headers.cookie
-    let anonymousId = readCookie(cookies, 'ajs_anonymous_id')
-    if (!anonymousId) {
-      // No tracking cookie yet (a plain API call): start one, first-party.
-      anonymousId = randomUUID()
-      res.cookie('ajs_anonymous_id', anonymousId, { path: '/', maxAge: 365 * 86_400_000, sameSite: 'lax', secure: req.secure, encode: String })
-    }
-    const userId = readCookie(cookies, 'ajs_user_id') ?? null
+    // The same id the browser's events carry (identity() issued it if there was none).
+    const { anonymousId, userId = null } = req.firstparty!
     const revenue = cents(products.reduce((sum, p) => sum + p.price * p.quantity, 0))
     const order: Order = { order_id: `ord_${randomUUID().slice(0, 8)}`, anonymousId, userId, revenue, currency: CURRENCY, products, createdAt: new Date().toISOString() }
     orders.push(order)
@@ -150,10 +129,11 @@ export function createShopApp({ firstparty, writeKey, trustProxy = false }: Shop
   // what was shared about me, and "forget me" (a deletion request fanned out to every
   // destination, with a receipt each). A real shop would put these behind its login.
   const visitor = (req: Request) => {
-    const anonymousId = readCookie(req.headers.cookie, 'ajs_anonymous_id')
-    const userId = readCookie(req.headers.cookie, 'ajs_user_id')
-    if (!anonymousId && !userId) throw new ApiError(400, 'no_visitor', 'no ajs_anonymous_id or ajs_user_id cookie: load the shop page first')
-    return { ...(anonymousId ? { anonymousId } : {}), ...(userId ? { userId } : {}) }
+    const id = req.firstparty!
+    if (id.isNew) throw new ApiError(400, 'no_visitor', 'this browser had no ajs_anonymous_id cookie, so nothing was shared about it yet: load the shop page first')
+    // Only the anonymous id: ajs_user_id is whatever the browser claims, and must not let
+    // one visitor read or delete another's data. A real shop would use its login here.
+    return { anonymousId: id.anonymousId }
   }
   api.get('/privacy/my-data', async (req, res) => {
     const ids = visitor(req)
