@@ -290,6 +290,9 @@ export function createRouter(options: RouterOptions = {}): Router {
     purgeLocal: (subject) => purgeSubject(subject),
   })
   const ledgerOn = privacy.ledgerEnabled
+  // The ledger reads policy traces only to tell masked values; without a `mask` action
+  // anywhere (a conservative text check) it needs none, and routing stays trace-free.
+  const ledgerTraces = ledgerOn && /"mask"/.test(JSON.stringify([options.policies ?? [], (options.destinations ?? []).map((d) => d.policies ?? [])]))
   const recordDelivered = (name: string) => (items: QueueItem[]) =>
     privacy.record(name, items.map((it) => it.ledger ?? fallbackDraft(it.event)))
   ;(options.destinations ?? []).forEach((d, i) => {
@@ -409,7 +412,7 @@ export function createRouter(options: RouterOptions = {}): Router {
     if (!privacy.loaded) return privacyReady().then(() => accept(evs, sizes, meta))
     if (spool) return acceptSpooled(evs, sizes, meta)
     const now = Date.now()
-    const tracing = ledgerOn || events.listenerCount('policy') > 0
+    const tracing = ledgerTraces || events.listenerCount('policy') > 0
     let n = 0
     for (let i = 0; i < evs.length; i++) {
       const ev = evs[i]!
@@ -457,7 +460,7 @@ export function createRouter(options: RouterOptions = {}): Router {
       return Promise.reject(new HttpError('spool_full', `the spool is full (spool.maxEvents events wait for delivery); nothing was stored; retry in ${wait} s`, { 'Retry-After': String(wait) }))
     }
     const now = Date.now()
-    const tracing = ledgerOn || events.listenerCount('policy') > 0
+    const tracing = ledgerTraces || events.listenerCount('policy') > 0
     const entries: SpoolEntry[] = []
     const filtered: Array<[DestinationQueue, 'integrations' | 'disabled' | 'consent' | 'policy' | 'mapping']> = []
     const remembered: string[] = []

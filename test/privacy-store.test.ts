@@ -342,7 +342,7 @@ t.test('sqlite: the file holds no value the interface does not carry; a tampered
   t.notMatch(bytes, 'jane@example.com')
 
   const db = new Database(path)
-  db.prepare('UPDATE ledger SET fields = ?').run('[{"path":"a","treatment":"raw","__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}}]')
+  db.prepare('UPDATE ledger_shapes SET fields = ?').run('[{"path":"a","treatment":"raw","__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}}]')
   db.prepare("INSERT INTO deletion_receipts (request_id, target, status, attempts, removed, requested_at, updated_at) VALUES ('r', 't', 'failed', 1, ?, 0, 0)").run('{"__proto__":{"polluted":"yes"},"n":1}')
   db.close()
   const again = await opened(t, new SqlitePrivacyStore({ path }))
@@ -351,7 +351,7 @@ t.test('sqlite: the file holds no value the interface does not carry; a tampered
   t.strictSame(Object.keys(e!.fields[0]!), ['path', 'treatment'])
   await t.rejects(again.receiptsList(), /corrupt receipt row/, 'a removed that is not counts is refused, not passed on')
   t.equal(({} as Record<string, unknown>).polluted, undefined)
-  new Database(path).prepare('UPDATE ledger SET fields = ?').run('[{"path":"a","treatment":"plaintext"}]')
+  new Database(path).prepare('UPDATE ledger_shapes SET fields = ?').run('[{"path":"a","treatment":"plaintext"}]')
   await t.rejects(again.ledgerQuery({}), /corrupt ledger row/)
 })
 

@@ -44,16 +44,23 @@ export function maskedValues(event: unknown, traces: Array<PolicyTrace | undefin
 }
 
 function treatmentOf(v: string | number | boolean, masked: Set<string> | undefined): FieldTreatment {
-  if (typeof v !== 'string') return masked?.has(String(v)) ? 'masked' : 'raw'
-  if (HEX64.test(v)) return 'hashed'
-  if (masked?.has(v) || STARS.test(v)) return 'masked'
+  if (typeof v !== 'string') return masked !== undefined && masked.has(String(v)) ? 'masked' : 'raw'
+  if (v.length === 64 && HEX64.test(v)) return 'hashed'
+  if ((masked !== undefined && masked.has(v)) || (v.includes('***') && STARS.test(v))) return 'masked'
   return 'raw'
 }
+
+const RANK: Record<FieldTreatment, number> = { hashed: 0, masked: 1, raw: 2 }
+/**
+ * Field lists repeat: every "Order Completed" to one destination has the same paths and
+ * treatments. Equal lists are shared (frozen), so a busy ledger holds one copy per shape.
+ */
+const SHAPES = new Map<string, LedgerEntry['fields']>()
+const MAX_SHAPES = 2000
 
 /** Every leaf path of `payload` (array indexes as `[]`) with its treatment; the strongest exposure wins per path. */
 export function ledgerFields(payload: unknown, masked: Set<string> | undefined): LedgerEntry['fields'] {
   const seen = new Map<string, FieldTreatment>()
-  const rank: Record<FieldTreatment, number> = { hashed: 0, masked: 1, raw: 2 }
   const walk = (v: unknown, path: string, depth: number): void => {
     if (v === null || v === undefined) return
     if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') {
@@ -63,7 +70,7 @@ export function ledgerFields(payload: unknown, masked: Set<string> | undefined):
       if (had === undefined) {
         if (seen.size >= MAX_FIELDS) return
         seen.set(key, t)
-      } else if (rank[t] > rank[had]) seen.set(key, t)
+      } else if (RANK[t] > RANK[had]) seen.set(key, t)
       return
     }
     if (depth > 32) return
@@ -76,7 +83,14 @@ export function ledgerFields(payload: unknown, masked: Set<string> | undefined):
     }
   }
   walk(payload, '', 0)
-  return [...seen].map(([path, treatment]) => ({ path, treatment }))
+  let key = ''
+  for (const [path, t] of seen) key += `${path}\u0000${t}\u0000`
+  const shared = SHAPES.get(key)
+  if (shared) return shared
+  const fields = Object.freeze([...seen].map(([path, treatment]) => Object.freeze({ path, treatment }))) as LedgerEntry['fields']
+  if (SHAPES.size >= MAX_SHAPES) SHAPES.delete(SHAPES.keys().next().value!)
+  SHAPES.set(key, fields)
+  return fields
 }
 
 /** PostgreSQL text cannot hold U+0000; an id or name carrying one must not fail a whole ledger batch. */

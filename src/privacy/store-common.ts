@@ -268,6 +268,9 @@ export function ledgerRow(e: LedgerEntry, i: number): LedgerRow {
   const what = `ledger entry ${i}`
   if (typeof e !== 'object' || e === null) throw new TypeError(`${what} must be an object`)
   if (!Array.isArray(e.fields)) throw new TypeError(`${what}.fields must be an array`)
+  // The router shares one frozen list per shape of event: its text is built once.
+  const known = FIELDS_TEXT.get(e.fields)
+  if (known !== undefined) return rowOf(e, what, known)
   // Written by hand: this is the delivery path, and building it directly is several
   // times faster than mapping to fresh objects and JSON.stringify-ing those.
   let fields = '['
@@ -279,6 +282,13 @@ export function ledgerRow(e: LedgerEntry, i: number): LedgerRow {
     fields += `${j ? ',' : ''}{"path":${JSON.stringify(f.path)},"treatment":"${f.treatment}"}`
   }
   fields += ']'
+  if (Object.isFrozen(e.fields) && e.fields.every((f) => Object.isFrozen(f))) FIELDS_TEXT.set(e.fields, fields)
+  return rowOf(e, what, fields)
+}
+
+const FIELDS_TEXT = new WeakMap<object, string>()
+
+function rowOf(e: LedgerEntry, what: string, fields: string): LedgerRow {
   return {
     destination: str(e.destination, `${what}.destination`),
     messageId: str(e.messageId, `${what}.messageId`),

@@ -11,8 +11,8 @@
  * can meet millions of rows the first time retention runs: it deletes in chunks and
  * yields to the event loop between them, so deliveries are not stalled for seconds.
  *
- * Times are INTEGER epoch ms (see store-common.ts); `fields` and `removed` are JSON text,
- * rebuilt into fresh objects when read.
+ * Times are INTEGER epoch ms (see store-common.ts); `fields` (one row per distinct list in
+ * `ledger_shapes`) and `removed` are JSON text, rebuilt into fresh objects when read.
  */
 import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -70,6 +70,12 @@ const DDL = `
     PRIMARY KEY (request_id, target)
   );
   CREATE INDEX IF NOT EXISTS deletion_receipts_requested_at ON deletion_receipts (requested_at);
+  -- A field list (paths and treatments, never values) is stored once per distinct list:
+  -- every "Order Completed" to one destination shares one. Rows are a third the size.
+  CREATE TABLE IF NOT EXISTS ledger_shapes (
+    id INTEGER PRIMARY KEY,
+    fields TEXT NOT NULL UNIQUE
+  );
   CREATE TABLE IF NOT EXISTS ledger (
     id INTEGER PRIMARY KEY,
     destination TEXT NOT NULL,
@@ -79,7 +85,7 @@ const DDL = `
     user_id TEXT,
     anonymous_id TEXT,
     email_hash TEXT,
-    fields TEXT NOT NULL,
+    shape INTEGER NOT NULL REFERENCES ledger_shapes (id),
     delivered_at INTEGER NOT NULL
   );
   -- Partial: anonymous traffic has no user_id and most events no email; a subject lookup
@@ -142,9 +148,13 @@ export class SqlitePrivacyStore implements PrivacyStore {
     suppressionList: Statement
     receiptPut: Statement
     ledgerInsert: Statement
+    shapeInsert: Statement
+    shapeId: Statement
     prune: Statement
   }
   #ledgerAddTx!: (rows: LedgerRow[]) => void
+  /** Field-list text → its ledger_shapes id, for the shapes this process has seen. */
+  readonly #shapes = new Map<string, number>()
   #suppressionAddTx!: (rows: ReturnType<typeof suppressionRow>[]) => number
   /** Query statements by their SQL: a handful of filter combinations, each prepared once. */
   readonly #queries = new Map<string, Statement>()
@@ -203,13 +213,38 @@ export class SqlitePrivacyStore implements PrivacyStore {
           user_id = excluded.user_id, anonymous_id = excluded.anonymous_id, email_hash = excluded.email_hash, status = excluded.status,
           attempts = excluded.attempts, error_code = excluded.error_code, error_message = excluded.error_message, removed = excluded.removed,
           requested_at = excluded.requested_at, updated_at = excluded.updated_at`),
-      ledgerInsert: db.prepare('INSERT INTO ledger (destination, message_id, event_type, event, user_id, anonymous_id, email_hash, fields, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      ledgerInsert: db.prepare('INSERT INTO ledger (destination, message_id, event_type, event, user_id, anonymous_id, email_hash, shape, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      shapeInsert: db.prepare('INSERT INTO ledger_shapes (fields) VALUES (?) ON CONFLICT (fields) DO NOTHING'),
+      shapeId: db.prepare('SELECT id FROM ledger_shapes WHERE fields = ?').pluck(),
       prune: db.prepare(`DELETE FROM ledger WHERE id IN (SELECT id FROM ledger WHERE delivered_at < ? LIMIT ${PRUNE_CHUNK})`),
     }
     const ins = this.#s.ledgerInsert
-    this.#ledgerAddTx = db.transaction((rows: LedgerRow[]) => {
-      for (const r of rows) ins.run(r.destination, r.messageId, r.eventType, r.event, r.userId, r.anonymousId, r.emailHash, r.fields, r.deliveredAt)
+    const shapeInsert = this.#s.shapeInsert
+    const shapeId = this.#s.shapeId
+    const shapes = this.#shapes
+    const tx = db.transaction((rows: LedgerRow[], added: string[]) => {
+      for (const r of rows) {
+        let id = shapes.get(r.fields)
+        if (id === undefined) {
+          shapeInsert.run(r.fields)
+          id = shapeId.get(r.fields) as number
+          if (shapes.size >= 10_000) shapes.delete(shapes.keys().next().value!)
+          shapes.set(r.fields, id)
+          added.push(r.fields)
+        }
+        ins.run(r.destination, r.messageId, r.eventType, r.event, r.userId, r.anonymousId, r.emailHash, id, r.deliveredAt)
+      }
     })
+    this.#ledgerAddTx = (rows) => {
+      const added: string[] = []
+      try {
+        tx(rows, added)
+      } catch (err) {
+        // Rolled back: shapes first stored by this batch are gone again.
+        for (const f of added) shapes.delete(f)
+        throw err
+      }
+    }
     const add = this.#s.suppressionAdd
     this.#suppressionAddTx = db.transaction((rows: ReturnType<typeof suppressionRow>[]) => {
       let n = 0
@@ -297,7 +332,7 @@ export class SqlitePrivacyStore implements PrivacyStore {
     if (f.destination !== null) clauses.push('destination = ?'), params.push(f.destination)
     if (f.since !== null) clauses.push('delivered_at >= ?'), params.push(f.since)
     if (f.until !== null) clauses.push('delivered_at <= ?'), params.push(f.until)
-    const sql = `SELECT destination, message_id, event_type, event, user_id, anonymous_id, email_hash, fields, delivered_at FROM ledger${whereOf(clauses)} ORDER BY delivered_at DESC, id DESC LIMIT ?`
+    const sql = `SELECT destination, message_id, event_type, event, user_id, anonymous_id, email_hash, (SELECT fields FROM ledger_shapes WHERE ledger_shapes.id = ledger.shape) AS fields, delivered_at FROM ledger${whereOf(clauses)} ORDER BY delivered_at DESC, id DESC LIMIT ?`
     const rows = this.#query(sql).all(...params, f.limit) as RawLedgerRow[]
     return rows.map((r) => toLedgerEntry({
       destination: r.destination, messageId: r.message_id, eventType: r.event_type, event: r.event, userId: r.user_id, anonymousId: r.anonymous_id,
