@@ -75,9 +75,15 @@ function normalizeEmail(v: unknown): string | null {
  * (calling code digits, e.g. "1" or "44"); a national trunk 0 is dropped then.
  */
 function e164(v: unknown, defaultCountry?: unknown): string | null {
+  const digits = e164Digits(v, defaultCountry);
+  return digits === null ? null : `+${digits}`;
+}
+
+/** The digits of `e164(v, defaultCountry)`, without the `+` (what `hashPhone` hashes). */
+function e164Digits(v: unknown, defaultCountry?: unknown): string | null {
   const raw = text(v);
   if (raw === null || raw.length > 64) return null;
-  const fast = e164Digits(raw);
+  const fast = phoneDigitsFast(raw);
   if (fast !== undefined) return fast === null ? null : withCountry(fast.digits, fast.international, defaultCountry);
   let s = raw.trim();
   let international = false;
@@ -103,15 +109,15 @@ function withCountry(found: string, international: boolean, defaultCountry: unkn
     }
   }
   if (digits.length < 8 || digits.length > 15 || digits.startsWith('0')) return null;
-  return `+${digits}`;
+  return digits;
 }
 
 /**
  * The digits of a phone number in one pass, for printable ASCII text (what the
- * regular expressions in `e164` do): null when it is not a phone number, undefined
+ * regular expressions in `e164Digits` do): null when it is not a phone number, undefined
  * when the text needs the general path (other characters).
  */
-function e164Digits(raw: string): { digits: string; international: boolean } | null | undefined {
+function phoneDigitsFast(raw: string): { digits: string; international: boolean } | null | undefined {
   let start = 0;
   let end = raw.length;
   // trim(), for ASCII white space (anything else takes the general path).
@@ -138,10 +144,11 @@ function e164Digits(raw: string): { digits: string; international: boolean } | n
   return { digits, international };
 }
 
-function hashWith(normalize: (v: unknown) => string | null) {
-  return (v: unknown, ...rest: unknown[]): string | null => {
+/** `normalize` then SHA-256 (at most two arguments: no rest array per call). */
+function hashWith(normalize: (v: unknown, option?: unknown) => string | null) {
+  return (v: unknown, option?: unknown): string | null => {
     if (isStr(v) && v.length === 64 && HEX64.test(v)) return v; // already hashed: never hash twice
-    const n = (normalize as (v: unknown, ...r: unknown[]) => string | null)(v, ...rest);
+    const n = normalize(v, option);
     return n === null ? null : sha256Hex(n);
   };
 }
@@ -276,7 +283,7 @@ const OPS: Record<string, { fn: OperationFn; arity: readonly [number, number]; r
   normalizeEmail: { fn: normalizeEmail, arity: [1, 1] },
   hashEmail: { fn: hashWith(normalizeEmail), arity: [1, 1] },
   e164: { fn: e164, arity: [1, 2] },
-  hashPhone: { fn: hashWith((v: unknown, cc?: unknown) => e164(v, cc)?.slice(1) ?? null), arity: [1, 2] },
+  hashPhone: { fn: hashWith(e164Digits), arity: [1, 2] },
   hashText: { fn: hashWith(normalizeText), arity: [1, 1] },
   parseUrl: { fn: parseUrl, arity: [1, 1] },
   urlParam: { fn: urlParam, arity: [2, 2] },

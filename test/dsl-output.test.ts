@@ -101,3 +101,64 @@ t.test('apply() reports the approximate size of the output', async (t) => {
   t.ok(bytes >= json && bytes < json + 200, `${bytes} bytes for ${json} of JSON`)
   t.same(m.apply({ type: 'page' }), { output: null, bytes: 0 })
 })
+
+t.test('null fields are left out wherever a value comes from, in and out of loops', async (t) => {
+  // Every kind of value a field can hold; the non-JSON ones and null become absent keys.
+  class Thing { x = 1 }
+  const kinds: unknown[] = [undefined, null, NaN, Infinity, new Date(0), () => 1, new Thing(), true, false, 0, 2.5, '', 's', { k: 1 }, [1, null]]
+  const m = compileMapping(`on any {
+    a = event.a
+    b = event.b
+    c = event.c
+    v = { a: event.a, b: event.b, c: event.c }
+    l = map(event.list, x => { a: x.a, b: x.b, c: x.c })
+  }`)
+  // The reference: plain JSON of the fields, in order, without null or non-JSON values.
+  const plain = (v: unknown): unknown => {
+    if (v === null || v === undefined || typeof v === 'function') return undefined
+    if (typeof v === 'number') return Number.isFinite(v) ? v : undefined
+    if (Array.isArray(v)) return v.map((x) => plain(x) ?? null)
+    if (typeof v === 'object') return Object.getPrototypeOf(v) === Object.prototype ? JSON.parse(JSON.stringify(v)) : undefined
+    return v
+  }
+  const fields = (a: unknown, b: unknown, c: unknown) => {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of [['a', a], ['b', b], ['c', c]] as const) if (plain(v) !== undefined) out[k] = plain(v)
+    return out
+  }
+  let failures = 0
+  for (const a of kinds) {
+    for (const b of kinds) {
+      for (const c of kinds) {
+        const got = m({ a, b, c, list: [{ a, b, c }, { a: c, b: a, c: b }] })
+        const want = { ...fields(a, b, c), v: fields(a, b, c), l: [fields(a, b, c), fields(c, a, b)] }
+        if (JSON.stringify(got) !== JSON.stringify(want)) {
+          if (failures++ < 5) t.equal(JSON.stringify(got), JSON.stringify(want), `a=${String(a)} b=${String(b)} c=${String(c)}`)
+        }
+        for (const o of [got, (got as { v: object }).v, ...(got as { l: object[] }).l]) {
+          if (Object.values(o as object).some((x) => x === null || x === undefined)) failures++
+        }
+      }
+    }
+  }
+  t.equal(failures, 0, `${kinds.length ** 3} combinations: keys in order, null and non-JSON values absent`)
+})
+
+t.test('what is placed in line and what is copied count against the same limits', async (t) => {
+  const src = 'on any { s = event.s; o = event.o }'
+  const ev = { s: 'x'.repeat(600), o: { t: 'y'.repeat(600) } }
+  t.same(compileMapping(src, { maxOutputBytes: 2000 })(ev), ev, 'both fit')
+  t.throws(() => compileMapping(src, { maxOutputBytes: 1000 })(ev), { code: 'DSL_R101' }, 'neither alone is over, together they are')
+  const nodes = 'on any { a = [1, 2, 3, 4, 5, 6]; o = event.o }'
+  const evNodes = { o: { a: 1, b: 2, c: 3, d: 4, e: 5, f: 6 } }
+  t.same(compileMapping(nodes, { maxOutputNodes: 20 })(evNodes), { a: [1, 2, 3, 4, 5, 6], ...evNodes })
+  t.throws(() => compileMapping(nodes, { maxOutputNodes: 12 })(evNodes), { code: 'DSL_R102' })
+  // A copy that is over by itself stops while it is made, not after.
+  const long = Array.from({ length: 100_000 }, (_, i) => i)
+  t.throws(() => compileMapping('on any { l = event.l }', { maxOutputNodes: 1000 })({ l: long }), { code: 'DSL_R102' })
+  // Totals never leak from one output into the next.
+  const m = compileMapping(src, { maxOutputBytes: 2000 })
+  t.throws(() => m({ s: 'x'.repeat(1500), o: { t: 'y'.repeat(1500) } }), { code: 'DSL_R101' })
+  const small = m.apply({ s: 'a', o: { t: 'b' } })
+  t.ok(small.bytes >= JSON.stringify(small.output).length && small.bytes < 200, `${small.bytes} bytes after a refused output`)
+})

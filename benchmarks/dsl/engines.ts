@@ -136,8 +136,12 @@ const jle: Engine = {
 // ----------------------------------------------- Segment mapping-kit transform
 const require = createRequire(import.meta.url);
 // The ESM build of @segment/actions-core does not load under Node's ESM
-// resolver (extensionless relative imports), so take the CommonJS build.
-const { transform } = require('@segment/actions-core') as { transform(mapping: Obj, data: Obj): Obj };
+// resolver (extensionless relative imports), so take the CommonJS build; on first
+// use, as it is by far the slowest module to load (instructions.ts loads this file
+// in every child process).
+let transformFn: ((mapping: Obj, data: Obj) => Obj) | undefined;
+const transform = (mapping: Obj, data: Obj): Obj =>
+  (transformFn ??= (require('@segment/actions-core') as { transform(mapping: Obj, data: Obj): Obj }).transform)(mapping, data);
 
 /**
  * mapping-kit has no hashing, arithmetic, trimming or array index, so the
@@ -227,30 +231,38 @@ export async function loadFirstparty(): Promise<{ engine?: Engine; why?: string 
   }
   const compileMapping = mod.compileMapping as CompileMapping | undefined;
   if (typeof compileMapping !== 'function') return { why: 'dsl/index.ts does not export compileMapping yet' };
-  const chosen = {} as Record<MappingName, { file: string; after?: (out: Obj) => Obj }>;
-  const limitation: Partial<Record<MappingName, string>> = {};
+  const files = {} as Record<MappingName, string>;
   for (const m of MAPPINGS) {
     const file = DSL_FILES[m].find((f) => existsSync(f));
     if (!file) return { why: `no DSL mapping for ${m} (looked for ${DSL_FILES[m].map(rel).join(', ')})` };
-    chosen[m] = { file };
-    const standIn = DSL_STAND_INS[m];
-    try {
-      compileMapping(readFileSync(file, 'utf8'));
-    } catch (err) {
-      if (!standIn || !existsSync(standIn.file)) continue; // run.ts reports the compile error
-      chosen[m] = standIn;
-      limitation[m] = `${rel(file)} does not compile (${firstLine(err).replace(/\s+/g, ' ')}), so ${rel(standIn.file)} runs and ${standIn.what}`;
-    }
+    files[m] = file;
   }
+  // Which text runs is settled by the first compile, which run.ts times as the cold
+  // compile: a probe compile here would warm the compiler and fill its cache first.
+  const chosen: Partial<Record<MappingName, { file: string; after?: (out: Obj) => Obj }>> = {};
+  const limitation: Partial<Record<MappingName, string>> = {};
+  const load = (file: string, nonce?: number) => readFileSync(file, 'utf8') + (nonce === undefined ? '' : `\n// ${nonce}\n`);
   return {
     engine: {
       name: 'firstparty',
-      source: (m) => rel(chosen[m].file),
+      source: (m) => rel(chosen[m]?.file ?? files[m]),
       limitation,
       compile(m, nonce) {
-        const { file, after } = chosen[m];
-        const src = readFileSync(file, 'utf8') + (nonce === undefined ? '' : `\n// ${nonce}\n`);
-        const fn = asCallable(compileMapping(src));
+        let pick = chosen[m];
+        if (pick === undefined) {
+          try {
+            const fn = asCallable(compileMapping(load(files[m], nonce)));
+            chosen[m] = { file: files[m] };
+            return { fn };
+          } catch (err) {
+            const standIn = DSL_STAND_INS[m];
+            if (!standIn || !existsSync(standIn.file)) throw err; // run.ts reports the compile error
+            pick = chosen[m] = standIn;
+            limitation[m] = `${rel(files[m])} does not compile (${firstLine(err).replace(/\s+/g, ' ')}), so ${rel(standIn.file)} runs and ${standIn.what}`;
+          }
+        }
+        const { file, after } = pick;
+        const fn = asCallable(compileMapping(load(file, nonce)));
         return { fn: after ? (e) => after(fn(e) as Obj) : fn };
       },
     },

@@ -61,7 +61,8 @@ function makeLoop(async: boolean): Loop {
 
 /** Output as it goes on the wire: keys whose value is undefined are absent. */
 const wire = (x: unknown): unknown => JSON.parse(JSON.stringify(x) ?? 'null');
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))] as number;
+const median = (xs: number[]) => quantile(xs, 0.5);
 const now = () => performance.now();
 
 interface Row {
@@ -77,6 +78,8 @@ interface Row {
   opsPerSec: number;
   /** Time per call relative to hand-written (median of per-round ratios). */
   xHand: number;
+  /** First and third quartile of the per-round ratios: the spread of `xHand`. */
+  xHandIqr: [number, number];
 }
 
 /**
@@ -99,7 +102,7 @@ for (const mapping of MAPPINGS) {
   const expected = events.map((e) => wire(reference(e)));
   const rows: Row[] = [];
   for (const engine of engines) {
-    const row: Row = { engine, mismatches: 0, samples: [], opsPerSec: NaN, xHand: NaN };
+    const row: Row = { engine, mismatches: 0, samples: [], opsPerSec: NaN, xHand: NaN, xHandIqr: [NaN, NaN] };
     rows.push(row);
     try {
       const t0 = now();
@@ -165,7 +168,9 @@ for (const mapping of MAPPINGS) {
     r.opsPerSec = median(r.samples);
     // Ratios are taken within each round (engines measured moments apart),
     // then the median across rounds: robust to load that drifts during the run.
-    r.xHand = median(hand.samples.map((h, i) => h / r.samples[i]!));
+    const ratios = hand.samples.map((h, i) => h / r.samples[i]!);
+    r.xHand = median(ratios);
+    r.xHandIqr = [quantile(ratios, 0.25), quantile(ratios, 0.75)];
   }
   results.push({ mapping, rows });
   process.stderr.write(`. ${mapping}\n`);
@@ -190,9 +195,11 @@ function verdicts(rows: Row[]): string {
   const fastest = peers.reduce<Row | undefined>((a, r) => (!a || r.opsPerSec > a.opsPerSec ? r : a), undefined);
   const parts = [`${f.xHand.toFixed(2)}× hand-written time (target ≤ 1.30×: ${f.xHand <= 1.3 ? 'met' : `MISSED, ${(f.xHand / 1.3).toFixed(2)}× the target`})`];
   if (fastest) {
-    const vs = median(f.samples.map((x, i) => x / fastest.samples[i]!));
+    const speed = f.samples.map((x, i) => x / fastest.samples[i]!);
+    const vs = median(speed);
     const verdict = vs >= 1 ? 'met' : vs >= 1 - NOISE ? 'met within noise' : `MISSED: ${(1 / vs).toFixed(2)}× its time`;
-    parts.push(`${vs.toFixed(2)}× the speed of the fastest peer, ${fastest.engine.name} (target ≥ 1.00×, ${NOISE * 100}% noise allowance: ${verdict})`);
+    const spread = `${quantile(speed, 0.25).toFixed(2)}–${quantile(speed, 0.75).toFixed(2)}`;
+    parts.push(`${vs.toFixed(2)}× (${spread}) the speed of the fastest peer, ${fastest.engine.name} (target ≥ 1.00×, ${NOISE * 100}% noise allowance: ${verdict})`);
   }
   if (f.mismatches) parts.push(`output differs from hand-written on ${f.mismatches} events`);
   return `firstparty: ${parts.join('; ')}.`;
@@ -201,9 +208,12 @@ function verdicts(rows: Row[]): string {
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}, Node ${process.version}, ${new Date().toISOString()}, load average ${loadavg()
   .map((x) => x.toFixed(2))
   .join(' ')}`;
+const settings = Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_') && k !== 'BENCH_OUT').map(([k, v]) => `${k}=${v} `).join('');
+const command = `${settings}node --import @swc-node/register/esm-register benchmarks/dsl/run.ts${settings ? '' : ' (= npm run bench:dsl)'}`;
 const notes = [
+  `Command: \`${command}\`.`,
   `Events: ${events.length} Segment "Order Completed" track events (3–5 products), ~${avgBytes} bytes of JSON each. ${ROUNDS} rounds of ~${ROUND_MS} ms per engine and mapping, engines alternating; median ops/s.`,
-  '"× hand" is time per call relative to the hand-written function (1.00× = as fast; 4.00× = four times the time), the median of ratios taken within each round. Output is checked JSON-equal to hand-written on every event before timing; "≠ n" marks an engine that differs on n events.',
+  '"× hand" is time per call relative to the hand-written function (1.00× = as fast; 4.00× = four times the time), the median of ratios taken within each round, and in brackets their first and third quartile (the spread across rounds). Output is checked JSON-equal to hand-written on every event before timing; "≠ n" marks an engine that differs on n events.',
   'Compile: median of fresh compiles of the mapping text (made unique per compile so no cache answers), and in brackets the first compile in the process (cold code paths).',
   'Targets for firstparty: within 1.3× of hand-written time on both mappings, and at least as fast as the fastest peer on each.',
 ];
@@ -214,7 +224,7 @@ for (const { mapping, rows } of results) {
   const lines = rows.map((r) => [
     r.engine.name,
     r.error ? `error: ${r.error}` : fmtOps(r.opsPerSec),
-    r.error ? '—' : `${r.xHand.toFixed(2)}×`,
+    r.error ? '—' : r.engine.name === HAND ? '1.00×' : `${r.xHand.toFixed(2)}× (${r.xHandIqr[0].toFixed(2)}–${r.xHandIqr[1].toFixed(2)})`,
     compileCell(r),
     r.error ? '—' : r.mismatches ? `≠ ${r.mismatches}` : 'yes',
     `\`${r.engine.source(mapping)}\``,

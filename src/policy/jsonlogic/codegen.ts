@@ -20,7 +20,7 @@
 import { JsonLogicCompileError } from './errors.js';
 import { FORBIDDEN_SEGMENTS, sameScopeChildren, stmtChildren, type Node, type ObjectEntry, type Stmt } from './ir.js';
 import type { Operation, OperationFn, Operations } from './operations.js';
-import { keyGuard, runtime, type OutputLimits, type Runtime } from './runtime.js';
+import { keyGuard, runtime, type LimitKind, type OutputLimits, type Runtime } from './runtime.js';
 
 /** What the generator knows statically about a value. */
 type Kind = 'boolean' | 'number' | 'string' | 'array' | 'null' | 'any';
@@ -37,6 +37,17 @@ interface Expr {
   readonly nonNull?: boolean;
   /** A number that is never NaN or infinite (a loop index). */
   readonly finite?: boolean;
+  /**
+   * Mapping mode: when this value is null, the code that placed it has set `bit` in
+   * the local `mask` (see `#sink`), so an object literal need not test it again.
+   */
+  readonly nullFlag?: NullSlot;
+}
+
+/** A bit in a local that records which values of an object literal are null. */
+interface NullSlot {
+  readonly mask: string;
+  readonly bit: number;
 }
 
 interface Scope {
@@ -97,6 +108,8 @@ const PRIMITIVE_KINDS = new Set<Kind>(['boolean', 'number', 'string', 'null']);
 const MAX_INLINE_IN = 16;
 /** Most values of an object literal that may be null for which one literal per absent value is emitted. */
 const MAX_LITERAL_VARIANTS = 8;
+/** Values of one object literal whose nullness a mask records (bits of a small integer). */
+const MAX_MASK_BITS = 30;
 /** Longest and/or/if chain emitted as one nested expression; longer ones become flat statements. */
 const MAX_INLINE_CHAIN = 32;
 
@@ -557,23 +570,31 @@ class Generator {
   /**
    * A fresh object with `keys` (distinct) whose values are atoms, leaving out null
    * values: one literal with every key when none is null (the usual case, and always
-   * the same hidden class), else the keys one by one.
+   * the same hidden class); else, in a loop, `objectOf`; else a literal without the one
+   * null value (an optional field absent), or the keys one by one.
+   * In mapping mode, values placed with a null slot in `mask` (`#sink`) have recorded
+   * their nullness there, so the usual case costs one test of the mask, not one per value.
    */
-  #literalObject(keys: readonly string[], values: readonly Expr[], owned = false): Expr {
+  #literalObject(keys: readonly string[], values: readonly Expr[], owned = false, mask?: string): Expr {
     const o = this.#temp();
     // Owned values (see `#sink`) are never undefined.
     const isSet = (code: string) => (owned ? `${code} !== null` : `${code} != null`);
-    const present = keys.map((k, i) => ({ raw: k, key: this.#key(k), value: values[i]! })).filter((e) => e.value.kind !== 'null');
+    const present = keys
+      .map((k, i) => ({ raw: k, key: this.#key(k), value: values[i]!, bit: i < MAX_MASK_BITS ? 2 ** i : 0 }))
+      .filter((e) => e.value.kind !== 'null');
     const maybeNull = present.filter((e) => e.value.kind === 'any' && !e.value.nonNull);
-    const literal = `{ ${present.map((e) => `${e.key}: ${e.value.code}`).join(', ')} }`;
+    const flagged = maybeNull.filter((e) => e.bit !== 0 && e.value.nullFlag?.mask === mask && e.value.nullFlag?.bit === e.bit);
+    const tested = maybeNull.filter((e) => !flagged.includes(e));
+    const literal = (skip?: object) => `{ ${present.filter((e) => e !== skip).map((e) => `${e.key}: ${e.value.code}`).join(', ')} }`;
     if (maybeNull.length === 0) {
-      this.#emit(`${o} = ${literal};`);
+      this.#emit(`${o} = ${literal()};`);
       return { code: o, kind: 'any', atom: true, pure: true, nonNull: true };
     }
+    const allSet = [...(flagged.length > 0 ? [`${mask} === 0`] : []), ...tested.map((e) => isSet(e.value.code))].join(' && ');
     if (this.#loops > 0) {
       // In a loop, a rarely taken path in line would cost the loop more than a call.
       const keysConst = this.#constant(Object.freeze(present.map((e) => e.raw)));
-      this.#emit(`${o} = ${maybeNull.map((e) => isSet(e.value.code)).join(' && ')} ? ${literal} : objectOf(${keysConst}, ${present.map((e) => e.value.code).join(', ')});`);
+      this.#emit(`${o} = ${allSet} ? ${literal()} : objectOf(${keysConst}, ${present.map((e) => e.value.code).join(', ')});`);
       return { code: o, kind: 'any', atom: true, pure: true, nonNull: true };
     }
     const oneByOne = [
@@ -581,26 +602,22 @@ class Generator {
       ...present.map((e) => `${maybeNull.includes(e) ? `if (${e.value.code} != null) ` : ''}${o}[${e.key}] = ${e.value.code};`),
     ];
     let otherwise = oneByOne;
-    if (maybeNull.length > 1 && maybeNull.length <= MAX_LITERAL_VARIANTS) {
+    if (maybeNull.length === 1) {
+      otherwise = [`${o} = ${literal(maybeNull[0])};`];
+    } else if (maybeNull.length <= MAX_LITERAL_VARIANTS && maybeNull.every((e) => e.bit !== 0)) {
       // Exactly one value null (an optional field absent): a literal without it.
-      const m = this.#temp();
+      const nulls = [...(flagged.length > 0 ? [mask!] : []), ...tested.map((e) => `(${e.value.code} == null ? ${e.bit} : 0)`)];
+      const m = nulls.length === 1 && tested.length === 0 ? mask! : this.#temp();
       otherwise = [
-        `${m} = ${maybeNull.map((e, i) => `(${e.value.code} == null ? ${2 ** i} : 0)`).join(' | ')};`,
+        ...(m === mask ? [] : [`${m} = ${nulls.join(' | ')};`]),
         `switch (${m}) {`,
-        ...maybeNull.flatMap((skip, i) => [
-          `  case ${2 ** i}: ${o} = { ${present.filter((e) => e !== skip).map((e) => `${e.key}: ${e.value.code}`).join(', ')} }; break;`,
-        ]),
+        ...maybeNull.map((skip) => `  case ${skip.bit}: ${o} = ${literal(skip)}; break;`),
         '  default:',
         ...oneByOne.map((l) => `    ${l}`),
         '}',
       ];
     }
-    this.#emit(
-      `if (${maybeNull.map((e) => isSet(e.value.code)).join(' && ')}) ${o} = ${literal};`,
-      'else {',
-      ...this.#indent(otherwise),
-      '}',
-    );
+    this.#emit(`if (${allSet}) ${o} = ${literal()};`, 'else {', ...this.#indent(otherwise), '}');
     return { code: o, kind: 'any', atom: true, pure: true, nonNull: true };
   }
 
@@ -644,7 +661,7 @@ class Generator {
 
   /** The budget check for one array step. */
   #step(): string[] {
-    if (this.#limits) return [`if (--${this.#stepsVar()} < 0) overBudget();`];
+    if (this.#limits) return [`if (--${this.#stepsVar()} < 0) ${this.#fail('steps')};`];
     return this.#budget ? ['if (--b.steps < 0) overBudget();'] : [];
   }
 
@@ -668,7 +685,7 @@ class Generator {
     const loop = (bodyLines: string[]): string[] => [
       `if (isArray(${source.code})) {`,
       `  ${n} = ${source.code}.length;`,
-      ...(upfront ? [`  if ((${this.#stepsVar()} -= ${n}) < 0) overBudget();`] : []),
+      ...(upfront ? [`  if ((${this.#stepsVar()} -= ${n}) < 0) ${this.#fail('steps')};`] : []),
       `  for (${i} = 0; ${i} < ${n}; ${i}++) {`,
       ...(upfront ? [] : this.#indent(this.#indent(this.#step()))),
       `    ${item} = ${source.code}[${i}];`,
@@ -682,13 +699,18 @@ class Generator {
     let lines: string[];
     if (op === 'map') {
       // Every item is stored: the array is allocated at its length.
+      let upfrontCount: string | undefined;
       const c = this.#counters;
       let stmts: string[];
       let v: string;
       if (sinkDepth !== undefined && c !== null) {
-        const body = this.#captureLoop(() => this.#sink(bodyNode, scope, sinkDepth + 1));
-        stmts = [...body.stmts, `${c.n} += 1; ${c.b} += 9;`];
+        // What every item costs for sure (the slot, and the object the body builds, if
+        // it does) is counted once for all items, before the loop.
+        const perItem = { n: 1, b: 9 };
+        const body = this.#captureLoop(() => this.#sink(bodyNode, scope, sinkDepth + 1, undefined, perItem));
+        stmts = body.stmts;
         v = body.result.code;
+        upfrontCount = `${c.n} += ${n} * ${perItem.n}; ${c.b} += ${n} * ${perItem.b};`;
       } else {
         const body = this.#captureLoop(() => this.value(bodyNode, scope));
         const check = body.result.kind === 'any' && !body.result.nonNull;
@@ -697,7 +719,7 @@ class Generator {
         stmts = body.stmts;
       }
       const [open, length, ...rest] = loop([...stmts, `${r}[${i}] = ${v};`]);
-      lines = [`${r} = [];`, open!, length!, `  ${r} = newArray(${n});`, ...rest];
+      lines = [`${r} = [];`, open!, length!, `  ${r} = newArray(${n});`, ...(upfrontCount ? [`  ${upfrontCount}`] : []), ...rest];
       kind = 'array';
     } else if (op === 'sum') {
       const body = this.#captureLoop(() => this.value(bodyNode, scope));
@@ -745,34 +767,44 @@ class Generator {
   /**
    * Mapping mode: `node`'s value, placed in the output at `depth` (the root is 0), as
    * an atom the output may hold. Objects, arrays and maps written in the mapping are
-   * built fresh right here; any other value is adopted: strings, finite numbers and
-   * booleans as they are (counted inline), anything else through `own` (null for
+   * built fresh right here; any other value is adopted: strings and finite numbers as
+   * they are, in line, anything else through `own` (booleans as they are, null for
    * non-JSON values, a checked copy for objects and arrays, so the output never shares
-   * anything with the event). Containers count their entries statically (values, and
-   * bytes as key + value upper bounds); strings add their length.
+   * anything with the event; what a copy holds is counted in `runtime.cost`).
+   * Containers count their entries statically (values, and bytes as key + value upper
+   * bounds); strings add their length. `slot`: the value is one of an object literal's
+   * (see `#literalObject`); when it turns out null, its bit is set in the slot's mask.
    */
-  #sink(node: Node, scope: Scope, depth: number): Expr {
+  #sink(node: Node, scope: Scope, depth: number, slot?: NullSlot, count?: { n: number; b: number }): Expr {
     const L = this.#limits!;
     const c = this.#counters!;
     if (depth > L.depth) {
       const v = this.#materialize(this.value(node, scope), true);
-      if (v.kind !== 'null') this.#emit(`if (${v.code} != null) overLimit("depth");`);
+      if (v.kind !== 'null') this.#emit(`if (${v.code} != null) ${this.#fail('depth')};`);
       return this.literal(null);
     }
     switch (node.type) {
       case 'object': {
         const keys = node.entries.flatMap((e) => ('spread' in e ? [] : [e.key]));
         if (keys.length === node.entries.length && new Set(keys).size === keys.length) {
-          const values = node.entries.map((e) => this.#sink((e as { value: Node }).value, scope, depth + 1));
-          this.#emit(`${c.n} += ${keys.length}; ${c.b} += ${2 + keys.reduce((a, k) => a + k.length + 12, 0)};`);
-          return this.#literalObject(keys, values, true);
+          const mask = this.#temp();
+          const placed = this.#capture(() =>
+            node.entries.map((e, i) => this.#sink((e as { value: Node }).value, scope, depth + 1, i < MAX_MASK_BITS ? { mask, bit: 2 ** i } : undefined)));
+          if (placed.result.some((v) => v.nullFlag?.mask === mask)) this.#emit(`${mask} = 0;`);
+          const bytes = 2 + keys.reduce((a, k) => a + k.length + 12, 0);
+          this.#emit(...placed.stmts);
+          if (count) {
+            count.n += keys.length;
+            count.b += bytes;
+          } else this.#emit(`${c.n} += ${keys.length}; ${c.b} += ${bytes};`);
+          return this.#literalObject(keys, placed.result, true, mask);
         }
         const o = this.#temp();
         this.#emit(`${o} = {};`, `${c.b} += 2;`);
         for (const entry of node.entries) {
           if ('spread' in entry) {
             const v = this.value(entry.spread, scope);
-            this.#emit(`mergeOwn(${o}, ${v.code}, ${depth + 1}, ${c.n}, ${c.b}, ${this.#limitsConst()}); ${c.n} = cost.n; ${c.b} = cost.b;`);
+            this.#emit(`mergeOwn(${o}, ${v.code}, ${depth + 1}, ${this.#limitsConst()});`);
             continue;
           }
           const v = this.#sink(entry.value, scope, depth + 1);
@@ -818,7 +850,7 @@ class Generator {
       case 'concat': {
         const parts = this.#args(node.parts, scope);
         const a = this.#temp();
-        this.#emit(`${a} = concatOwn(${depth}, ${c.n}, ${c.b}, ${this.#limitsConst()}${parts.map((p) => `, ${p.code}`).join('')}); ${c.n} = cost.n; ${c.b} = cost.b;`);
+        this.#emit(`${a} = concatOwn(${depth}, ${this.#limitsConst()}${parts.map((p) => `, ${p.code}`).join('')});`);
         return { code: a, kind: 'array', atom: true, pure: true, nonNull: true };
       }
       case 'literal': {
@@ -835,7 +867,11 @@ class Generator {
       default:
         break;
     }
-    const v = this.value(node, scope);
+    // A path read that yields undefined when absent: adopting it makes that null.
+    const raw = this.#rawRead(node, scope);
+    const v: Expr = raw !== null ? { code: raw, kind: 'any', atom: false, pure: true } : this.value(node, scope);
+    // When the value turns out null: record it in the slot's mask (see `#literalObject`).
+    const flag = slot === undefined ? '' : ` ${slot.mask} |= ${slot.bit};`;
     switch (v.kind) {
       case 'null':
         return v;
@@ -849,23 +885,65 @@ class Generator {
       case 'number': {
         if (v.finite) return { ...this.#materialize(v, true), nonNull: true };
         const t = this.#temp();
-        this.#emit(`if ((${t} = ${v.code}) - ${t} !== 0) ${t} = null;`);
-        return { code: t, kind: 'any', atom: true, pure: true };
+        this.#emit(`if ((${t} = ${v.code}) - ${t} !== 0) { ${t} = null;${flag} }`);
+        return { code: t, kind: 'any', atom: true, pure: true, nullFlag: slot };
       }
       default: {
+        // Strings and finite numbers, the usual values, are placed in line (a string
+        // counts its length); anything else goes through `own`. (Two plain tests: a
+        // third, for null or booleans, or a conditional test, measured slower.)
         const t = this.#temp();
         this.#emit(
           `if (typeof (${t} = ${v.code}) === "string") ${c.b} += ${t}.length;`,
-          `else if (typeof ${t} === "number" ? ${t} - ${t} !== 0 : ${t} !== null && typeof ${t} !== "boolean") ${t} = own(${t}, ${depth}, ${c.n}, ${c.b}, ${this.#limitsConst()}), ${c.n} = cost.n, ${c.b} = cost.b;`,
+          `else if (typeof ${t} !== "number" || ${t} - ${t} !== 0) {`,
+          `  ${t} = own(${t}, ${depth}, ${this.#limitsConst()});${flag ? ` if (${t} === null)${flag}` : ''}`,
+          '}',
         );
-        return { code: t, kind: 'any', atom: true, pure: true };
+        return { code: t, kind: 'any', atom: true, pure: true, nullFlag: slot };
       }
     }
   }
 
+  /**
+   * For `#sink`: a one-segment read of a static path from a read base that needs no
+   * own-property check, as a plain property load (undefined when absent), or null
+   * when the read needs the general form.
+   */
+  #rawRead(node: Node, scope: Scope): string | null {
+    let base: string;
+    let segments: readonly string[];
+    if (node.type === 'var') {
+      if (node.fallback !== null || scope.reduce || scope.data === null) return null;
+      const cached = this.#cachedBase(node.path, scope, false);
+      base = cached.base;
+      segments = cached.rest;
+    } else if (node.type === 'get') {
+      if (node.object.type !== 'local') return null;
+      const local = this.#locals.get(node.object.name);
+      if (local === undefined) return null;
+      base = local.code;
+      segments = node.path;
+    } else {
+      return null;
+    }
+    if (segments.length !== 1 || !this.#baseable.has(base) || this.#strictOwn) return null;
+    const segment = segments[0]!;
+    if (FORBIDDEN_SEGMENTS.has(segment) || keyGuard(segment) !== 'none') return null;
+    const key = stringLiteral(segment);
+    this.#own('vp', segment, key); // registers the key with the entry guard
+    return `${this.#readBase(base)}[${key}]`;
+  }
+
   #limitsConst(): string {
     const L = this.#limits!;
-    return this.#constant(this.#frozenLimits ??= Object.freeze({ nodes: L.nodes, bytes: L.bytes, depth: L.depth }), 'k');
+    return this.#constant(this.#frozenLimits ??= Object.freeze({ nodes: L.nodes, bytes: L.bytes, depth: L.depth, raise: L.raise }), 'k');
+  }
+
+  /** Code that throws for a run-time limit: the caller's error when it gave one (`OutputLimits.raise`). */
+  #fail(limit: LimitKind): string {
+    const raise = this.#limits?.raise;
+    if (raise !== undefined) return `${this.#constant(raise, 'f')}(${stringLiteral(limit)})`;
+    return limit === 'steps' ? 'overBudget()' : `overLimit(${stringLiteral(limit)})`;
   }
 
   #frozenLimits: OutputLimits | undefined;
@@ -886,11 +964,10 @@ class Generator {
         const lines = this.#capture(() => this.#outputTree(tree, body, scope));
         const o = lines.result;
         this.#emit(
-          `${counters.n} = 1; ${counters.b} = 2;`,
+          `${counters.n} = 1; ${counters.b} = 2; cost.n = 0; cost.b = 0;`,
           ...lines.stmts,
-          `if (${counters.n} > ${L.nodes}) overLimit("nodes");`,
-          `if (${counters.b} > ${L.bytes}) overLimit("bytes");`,
-          `cost.b = ${counters.b};`,
+          `if (${counters.n} + cost.n > ${L.nodes}) ${this.#fail('nodes')};`,
+          `if ((cost.b += ${counters.b}) > ${L.bytes}) ${this.#fail('bytes')};`,
         );
         return o;
       }
@@ -901,11 +978,10 @@ class Generator {
       this.#emit(
         `${label}: {`,
         `  ${o} = {};`,
-        `  ${counters.n} = 1; ${counters.b} = 2;`,
+        `  ${counters.n} = 1; ${counters.b} = 2; cost.n = 0; cost.b = 0;`,
         ...this.#indent(lines.stmts),
-        `  if (${counters.n} > ${L.nodes}) overLimit("nodes");`,
-        `  if (${counters.b} > ${L.bytes}) overLimit("bytes");`,
-        `  cost.b = ${counters.b};`,
+        `  if (${counters.n} + cost.n > ${L.nodes}) ${this.#fail('nodes')};`,
+        `  if ((cost.b += ${counters.b}) > ${L.bytes}) ${this.#fail('bytes')};`,
         '}',
       );
       return { code: o, kind: 'any', atom: true, pure: true };
@@ -917,15 +993,33 @@ class Generator {
   /** The statements of a simple output in order; returns the root object. */
   #outputTree(tree: OutputTree, body: readonly Stmt[], scope: Scope): Expr {
     const c = this.#counters!;
+    // Each assignment's null slot: a bit in its parent object's mask (see `#literalObject`).
+    const masks = new Map<OutputTree, string>();
+    const slots = new Map<Stmt, NullSlot>();
+    const assignSlots = (node: OutputTree): void => {
+      [...node.values()].forEach((child, i) => {
+        if (child instanceof Map) assignSlots(child);
+        else if (i < MAX_MASK_BITS) {
+          let mask = masks.get(node);
+          if (mask === undefined) masks.set(node, (mask = this.#temp()));
+          slots.set(child, { mask, bit: 2 ** i });
+        }
+      });
+    };
+    assignSlots(tree);
     const leaves = new Map<Stmt, Expr>();
-    for (const stmt of body) {
-      if (stmt.type === 'bind') {
-        const value = this.#materialize(this.value(stmt.value, scope), true);
-        this.#markBase(value.code);
-        this.#bindLocal(stmt.name, value);
+    const placed = this.#capture(() => {
+      for (const stmt of body) {
+        if (stmt.type === 'bind') {
+          const value = this.#materialize(this.value(stmt.value, scope), true);
+          this.#markBase(value.code);
+          this.#bindLocal(stmt.name, value);
+        } else if (stmt.type === 'set') leaves.set(stmt, this.#sink(stmt.value, scope, stmt.path.length, slots.get(stmt)));
       }
-      else if (stmt.type === 'set') leaves.set(stmt, this.#sink(stmt.value, scope, stmt.path.length));
-    }
+    });
+    const used = new Set([...leaves.values()].flatMap((v) => (v.nullFlag ? [v.nullFlag.mask] : [])));
+    if (used.size > 0) this.#emit(`${[...used].map((m) => `${m} = 0`).join('; ')};`);
+    this.#emit(...placed.stmts);
     const build = (node: OutputTree): Expr => {
       const keys = [...node.keys()];
       const values = keys.map((k) => {
@@ -933,7 +1027,7 @@ class Generator {
         return child instanceof Map ? build(child) : leaves.get(child)!;
       });
       this.#emit(`${c.n} += ${keys.length}; ${c.b} += ${2 + keys.reduce((a, k) => a + k.length + 12, 0)};`);
-      return this.#literalObject(keys, values, true);
+      return this.#literalObject(keys, values, true, masks.get(node));
     };
     return build(tree);
   }
@@ -962,7 +1056,7 @@ class Generator {
         case 'merge': {
           const v = this.value(stmt.value, scope);
           const c = this.#counters;
-          if (c) this.#emit(`mergeOwn(${block.root}, ${v.code}, 1, ${c.n}, ${c.b}, ${this.#limitsConst()}); ${c.n} = cost.n; ${c.b} = cost.b;`);
+          if (c) this.#emit(`mergeOwn(${block.root}, ${v.code}, 1, ${this.#limitsConst()});`);
           else this.#emit(`mergeInto(${block.root}, ${v.code});`);
           block.merged = true;
           invalidate(block, '');

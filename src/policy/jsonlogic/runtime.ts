@@ -268,31 +268,46 @@ function sumValue(value: unknown): number {
 }
 
 // ------------------------------------------------------------------ owned mapping output
-// Generated mapping code builds its output from fresh objects and counts values and
-// approximate JSON bytes as it goes (see codegen `#sink`). A value it did not build
-// (read from the event, returned by a function, bound to a local) is adopted through
-// `own`: primitives as they are (non-finite numbers and non-JSON values become null),
-// containers as a fresh, checked copy.
+// Generated mapping code builds its output from fresh objects. It counts what it builds
+// itself in two locals (values, bytes): containers and literals by constants per build,
+// strings by their length as they are placed. A value it did not build and that is not
+// a string or a finite number (read from the event, returned by a function, bound to a
+// local) is adopted through `own`: null, booleans as they are, non-finite numbers and
+// non-JSON values as null, containers as a fresh, checked copy, whose values and bytes
+// `own` (and `mergeOwn`, `concatOwn`) add to `cost`. The output's totals are its
+// locals plus `cost`, checked against the limits once it is built (see codegen
+// `#output`); `cost` is reset when an output starts, and a copy stops as soon as
+// `cost` alone is over a limit, so no single copy can grow without bound.
 
 /** Limits of one mapping output, fixed at compile time. */
 export interface OutputLimits {
   readonly nodes: number;
   readonly bytes: number;
   readonly depth: number;
+  /**
+   * Throws the caller's error for a limit (the mapping DSL's coded errors); without
+   * it a {@link LimitError} is thrown.
+   */
+  readonly raise?: (limit: LimitKind) => never;
 }
 
 /**
- * Running totals (values, bytes) after the last `own`/`mergeOwn`/`concatOwn` call, and
- * after a whole output (`b`: its bytes). Generated code reads them immediately after
- * the call; nothing runs in between, so nested mappings cannot mix them up.
+ * Values and bytes that `own`/`mergeOwn`/`concatOwn` added to the output being built;
+ * after a whole output, `b` holds its total bytes. One output is built at a time
+ * (nothing a mapping calls builds another), so one object serves every mapping.
  */
 const cost = { n: 0, b: 0 };
 
+function over(L: OutputLimits, limit: LimitKind): never {
+  if (L.raise !== undefined) L.raise(limit);
+  return overLimit(limit);
+}
+
 /** A fresh copy of `v` as plain JSON data at `depth`, adding to `cost` and checking `L`. */
 function copyTree(v: unknown, depth: number, L: OutputLimits): unknown {
-  if (++cost.n > L.nodes) overLimit('nodes');
-  if (depth > L.depth) overLimit('depth');
-  if (cost.b > L.bytes) overLimit('bytes');
+  if (++cost.n > L.nodes) over(L, 'nodes');
+  if (depth > L.depth) over(L, 'depth');
+  if (cost.b > L.bytes) over(L, 'bytes');
   switch (typeof v) {
     case 'string':
       cost.b += v.length + 2;
@@ -340,21 +355,26 @@ function copyTree(v: unknown, depth: number, L: OutputLimits): unknown {
 }
 
 /**
- * Adopts a value into the output at `depth`, given the output's running totals
- * (`n` values, `b` bytes); the new totals are left in `cost`. Generated code handles
- * strings, finite numbers and booleans inline and calls this for anything else.
+ * Adopts a value that is not a string into the output at `depth` (the generated code
+ * places strings itself): null and undefined as null, booleans and finite numbers as
+ * they are, anything else through a counted copy (null for non-JSON values).
  */
-function own(v: unknown, depth: number, n: number, b: number, L: OutputLimits): unknown {
-  cost.n = n;
-  cost.b = b;
+function own(v: unknown, depth: number, L: OutputLimits): unknown {
   if (v === null || v === undefined) return null;
-  return copyTree(v, depth, L);
+  switch (typeof v) {
+    case 'boolean':
+      return v;
+    case 'number':
+      return v - v === 0 ? v : null;
+    case 'object':
+      return copyTree(v, depth, L);
+    default:
+      return null;
+  }
 }
 
 /** A spread (`{ ...x }`) or merge statement in an output: adopts the own enumerable keys of plain data. */
-function mergeOwn(target: Record<string, unknown>, source: unknown, depth: number, n: number, b: number, L: OutputLimits): void {
-  cost.n = n;
-  cost.b = b;
+function mergeOwn(target: Record<string, unknown>, source: unknown, depth: number, L: OutputLimits): void {
   if (!isPlainData(source)) return;
   const keys = Object.keys(source);
   for (let i = 0; i < keys.length; i++) {
@@ -370,9 +390,9 @@ function mergeOwn(target: Record<string, unknown>, source: unknown, depth: numbe
 }
 
 /** An array literal with spreads in an output: concatArrays, adopting every item. */
-function concatOwn(depth: number, n: number, b: number, L: OutputLimits, ...parts: unknown[]): unknown[] {
-  cost.n = n + 1;
-  cost.b = b + 2;
+function concatOwn(depth: number, L: OutputLimits, ...parts: unknown[]): unknown[] {
+  cost.n += 1;
+  cost.b += 2;
   const out: unknown[] = [];
   for (let i = 0; i < parts.length; i++) {
     const p = parts[i];
@@ -383,7 +403,7 @@ function concatOwn(depth: number, n: number, b: number, L: OutputLimits, ...part
       cost.b += 1;
     }
   }
-  if (depth > L.depth) overLimit('depth');
+  if (depth > L.depth) over(L, 'depth');
   return out;
 }
 
