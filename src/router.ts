@@ -518,8 +518,9 @@ export function createRouter(options: RouterOptions = {}): Router {
 
   /** Intake waits for the privacy store once; a store that cannot open refuses events (503) rather than ignore suppressions. */
   function privacyReady(): Promise<void> {
-    return privacy.ready.catch((err: unknown) => {
-      throw new HttpError('privacy_unavailable', `the privacy store could not be opened (${(err as Error).message}); nothing was accepted; retry`, { 'Retry-After': '5' })
+    // The reason (a file path, a database host) is in the server's log, not in the answer to a client.
+    return privacy.ready.catch(() => {
+      throw new HttpError('privacy_unavailable', 'the privacy store could not be opened (the server log says why); nothing was accepted; retry', { 'Retry-After': '5' })
     })
   }
 

@@ -189,3 +189,23 @@ t.test('bad ids are refused with a clear error', async (t) => {
   await t.rejects(router.suppression.add({ userId: { $ne: 1 } as unknown as string }), /userId must be a string/)
   await t.rejects(router.deleteUser({ userId: '' }), /userId must be 1–512 characters/)
 })
+
+t.test('a privacy store that cannot open: intake refuses (503 privacy_unavailable) rather than skip the suppression check', async (t) => {
+  const dir = tmp(t)
+  const { writeFileSync } = await import('node:fs')
+  // A file where the store's folder should be: the SQLite file cannot be created.
+  writeFileSync(join(dir, 'not-a-folder'), 'x')
+  const cap = captureDestination('cap')
+  const router = createRouter({ logger: quiet, plugins: [cap.plugin], sources: [{ name: 'web', writeKey: KEY }], privacy: { store: { type: 'sqlite', path: join(dir, 'not-a-folder', 'privacy.db') } }, destinations: [{ name: 'cap', type: 'cap' }] })
+  t.teardown(() => router.close({ timeoutMs: 100 }))
+  await t.rejects(router.ready(), { code: 'CONFIG_PRIVACY_STORE' })
+  const { base } = await listen(t, router.handler())
+  const reply = await send(`${base}/v1/track`, { headers: { Authorization: basic(KEY) }, body: { userId: 'u', event: 'E' } })
+  t.equal(reply.status, 503)
+  t.equal(reply.json.code, 'privacy_unavailable')
+  t.match(reply.json.message, /privacy store could not be opened \(the server log says why\); nothing was accepted; retry/)
+  t.notMatch(reply.json.message, /not-a-folder/, 'no server path in the answer to a client')
+  t.equal(reply.headers['retry-after'], '5')
+  await t.rejects(router.track({ userId: 'u', event: 'E' }), { code: 'privacy_unavailable' })
+  t.equal(cap.events.length, 0)
+})
