@@ -142,6 +142,8 @@ export function createPrivacy(config: PrivacyConfig | undefined, deps: PrivacyDe
   }
   const timers: NodeJS.Timeout[] = []
   const ready = store.open().then(load).then(() => {
+    // Closed while the store was opening: start no timers.
+    if (closing.signal.aborted) return
     if (store.type !== 'memory') {
       const t = setInterval(() => void load().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'suppression list refresh failed')), refreshMs)
       t.unref()
