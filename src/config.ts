@@ -151,7 +151,7 @@ export const PrivacySchema = Type.Object({
   deletion: Type.Optional(Type.Object({
     /** Tries per destination, the first included. @default 5 */
     maxAttempts: Type.Optional(PositiveInt()),
-    /** First backoff delay between tries (doubles, honours Retry-After). @default 1000 */
+    /** First backoff delay between tries; it doubles, with jitter, up to 60 s, as delivery retries do (a Retry-After is honoured up to 10 min). @default 1000 */
     minDelayMs: Type.Optional(Type.Integer({ minimum: 0 })),
     /** Also suppress the subject, so new events do not re-create the data. @default true */
     suppress: Type.Optional(Type.Boolean()),

@@ -67,6 +67,8 @@ export interface RouterStats {
   deadLettersEvicted: number
   /** Accepted events of suppressed subjects: sent nowhere. */
   suppressed: number
+  /** Deliveries the sharing ledger failed to record (its store refused the write; the log says why). */
+  ledgerLost: number
   /** Accepted events dropped as bots' (`enrich.bots: 'drop'`), before any policy. */
   bots: number
   destinations: Record<string, DestinationStats>
@@ -639,6 +641,7 @@ export function createRouter(options: RouterOptions = {}): Router {
         ...stats,
         rejected: { ...stats.rejected },
         deadLettersEvicted: deadLetters.evicted,
+        ledgerLost: privacy.ledgerLost,
         destinations,
         ...(spool ? { spool: spool.stats() } : {}),
         policies: { source, destinations: perDestination },

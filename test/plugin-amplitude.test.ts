@@ -3,9 +3,9 @@
 // events_with_invalid_fields (nothing ingested: drop those, resend the rest), 413, 429
 // with throttled_events and no Retry-After, 5xx; and the User Privacy API.
 import { readFileSync } from 'node:fs'
-import got, { type Got } from 'got'
 import t, { type Test } from 'tap'
 import { AuthenticationError, PermanentError, RetryableError, type Logger, type SendResult } from '../src/index.js'
+import { httpTo } from './helpers/redirect.js'
 import { runDestinationConformance, startTestServer, type DestinationExample, type RecordedRequest, type ScriptedResponse, type TestServer } from '../src/testing.js'
 import { classifyError } from '../src/deliver/retry.js'
 import { compileMapping } from '../dsl/index.js'
@@ -41,20 +41,6 @@ async function amplitudeServer(t: Test): Promise<TestServer> {
   server.fallback = amplitudeAnswers
   t.teardown(() => server.close())
   return server
-}
-
-function httpTo(server: TestServer, asked: string[] = []): Got {
-  return got.extend({
-    retry: { limit: 0 },
-    handlers: [(options, next) => {
-      const u = new URL(options.url as URL)
-      asked.push(u.href)
-      u.protocol = 'http:'
-      u.host = new URL(server.url).host
-      options.url = u
-      return next(options)
-    }],
-  })
 }
 
 function ctxFor(server: TestServer, settings: Record<string, unknown> = {}, asked: string[] = []) {

@@ -3,9 +3,9 @@
 // 400 with failed_records under strict=1 (the others imported), 401/403, 413, 429;
 // /engage 200 { status: 1 | 0, error } with verbose=1; the GDPR deletion API.
 import { readFileSync } from 'node:fs'
-import got, { type Got } from 'got'
 import t, { type Test } from 'tap'
 import { AuthenticationError, PermanentError, RetryableError, type Logger, type SendResult } from '../src/index.js'
+import { httpTo } from './helpers/redirect.js'
 import { runDestinationConformance, startTestServer, type DestinationExample, type RecordedRequest, type ScriptedResponse, type TestServer } from '../src/testing.js'
 import { classifyError } from '../src/deliver/retry.js'
 import { compileMapping } from '../dsl/index.js'
@@ -43,21 +43,6 @@ async function mixpanelServer(t: Test): Promise<TestServer> {
   server.fallback = mixpanelAnswers
   t.teardown(() => server.close())
   return server
-}
-
-/** ctx.http sends every request to the test server, whatever host the plugin asked for (the GDPR API's too). */
-function httpTo(server: TestServer, asked: string[] = []): Got {
-  return got.extend({
-    retry: { limit: 0 },
-    handlers: [(options, next) => {
-      const u = new URL(options.url as URL)
-      asked.push(u.href)
-      u.protocol = 'http:'
-      u.host = new URL(server.url).host
-      options.url = u
-      return next(options)
-    }],
-  })
 }
 
 function ctxFor(server: TestServer, settings: Record<string, unknown> = {}, asked: string[] = []) {

@@ -189,3 +189,23 @@ t.test('PostgreSQL store: the ledger, suppressions and receipts through the rout
   t.equal((await again.deletions.list({ userId: 'pg-1' })).length, 2, 'receipts stored: firstparty and cap')
   t.same(await again.ledger.forUser({ userId: 'pg-1' }), [])
 })
+
+t.test('a ledger write the store refuses is counted in stats().ledgerLost; the event itself is delivered', async (t) => {
+  const dir = tmp(t)
+  const path = join(dir, 'privacy.db')
+  const cap = captureDestination('cap')
+  const router = createRouter({ logger: quiet, plugins: [cap.plugin], privacy: { store: { type: 'sqlite', path } }, destinations: [{ name: 'cap', type: 'cap', delivery: { batch: { maxWaitMs: 5 } } }] })
+  t.teardown(() => router.close({ timeoutMs: 100 }))
+  await router.ready()
+  // Break the store underneath the router: another connection drops the ledger table.
+  const { default: Database } = await import('better-sqlite3')
+  const other = new Database(path)
+  other.exec('DROP TABLE ledger')
+  other.close()
+  await router.track({ userId: 'u-lost', event: 'E' })
+  await cap.waitFor(1)
+  for (let i = 0; i < 100 && router.stats().destinations.cap!.delivered === 0; i++) await new Promise((r) => setTimeout(r, 10))
+  await router.ledger.flush()
+  t.equal(router.stats().destinations.cap!.delivered, 1, 'delivered')
+  t.equal(router.stats().ledgerLost, 1, 'and its missing record is counted')
+})

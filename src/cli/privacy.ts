@@ -16,8 +16,8 @@
 import { loadConfig } from '../config.js'
 import { ConfigError } from '../errors.js'
 import { createPrivacyStore } from '../privacy/store.js'
-import { toStoredSubject } from '../privacy/subject.js'
-import type { PrivacyStore, ReceiptStatus, SuppressionKind } from '../privacy/types.js'
+import { suppressionKeys, toStoredSubject } from '../privacy/subject.js'
+import type { PrivacyStore, ReceiptStatus } from '../privacy/types.js'
 import { parseTime } from './dlq.js'
 
 export interface CliIO {
@@ -162,10 +162,7 @@ async function suppress(args: readonly string[], io: CliIO): Promise<number> {
   if (verb !== 'add' && verb !== 'remove') throw new UsageError(`suppress: say add, remove or list${verb ? ` (not "${verb}")` : ''}`)
   const p = parseArgs(rest, new Set([...IDS, '--config', ...(verb === 'add' ? ['--reason'] : [])]))
   const subject = subjectFrom(p, true)!
-  const keys: Array<{ kind: SuppressionKind; value: string }> = []
-  if (subject.userId) keys.push({ kind: 'userId', value: subject.userId })
-  if (subject.anonymousId) keys.push({ kind: 'anonymousId', value: subject.anonymousId })
-  if (subject.emailHash) keys.push({ kind: 'emailHash', value: subject.emailHash })
+  const keys = suppressionKeys(subject)
   const now = new Date().toISOString()
   const n = await withStore(p.config, (s) =>
     verb === 'add'

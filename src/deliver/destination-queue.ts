@@ -274,18 +274,7 @@ export class DestinationQueue {
   }
 
   #retryOrDead(all: QueueItem[], c: Classified): void {
-    let items = all
-    if (this.#doomed.size) {
-      // Erased (a deletion or suppression) while in flight: counted, never sent again.
-      const erased = all.filter((it) => this.#doomed.delete(it))
-      if (erased.length) {
-        items = all.filter((it) => !erased.includes(it))
-        this.stats.erased += erased.length
-        this.stats.held -= erased.length
-        this.#init.settled?.(erased, 'dead')
-        this.#checkIdle()
-      }
-    }
+    const items = this.#withoutDoomed(all)
     if (items.length === 0) return
     if (c.rule !== 'retry') return this.#dead(items, c)
     const now = Date.now()
@@ -331,6 +320,25 @@ export class DestinationQueue {
     this.#checkIdle()
   }
 
+  /** Events erased by a deletion or suppression: counted, released by a durable spool (acked), never sent. */
+  #erase(items: QueueItem[]): void {
+    if (items.length === 0) return
+    this.stats.erased += items.length
+    this.stats.held -= items.length
+    this.#init.settled?.(items, 'dead')
+    this.#checkIdle()
+  }
+
+  /** Erase the items `remove()` marked while they were in flight; returns the others. */
+  #withoutDoomed(items: QueueItem[]): QueueItem[] {
+    if (this.#doomed.size === 0) return items
+    const kept: QueueItem[] = []
+    const erased: QueueItem[] = []
+    for (const it of items) (this.#doomed.delete(it) ? erased : kept).push(it)
+    this.#erase(erased)
+    return kept
+  }
+
   #checkIdle(): void {
     if (this.stats.held !== 0) return
     const waiters = this.#idle
@@ -345,9 +353,9 @@ export class DestinationQueue {
   }
 
   /**
-   * Take out the events `match` picks among those buffered or waiting for a retry
-   * (not those in flight: a send already under way cannot be called back). Counted in
-   * `erased`; a durable spool acks them. Returns how many.
+   * Take out the events `match` picks among those buffered or waiting for a retry, and
+   * return how many. Those in flight cannot be called back: they are erased instead of
+   * retried if their send fails. Counted in `erased`; a durable spool acks them.
    */
   remove(match: (item: QueueItem) => boolean): number {
     const out: QueueItem[] = []
@@ -364,9 +372,9 @@ export class DestinationQueue {
         for (const it of b.items) if (match(it)) this.#doomed.add(it)
         continue
       }
-      const left = b.items.filter((it) => !match(it))
+      const left: QueueItem[] = []
+      for (const it of b.items) (match(it) ? out : left).push(it)
       if (left.length === b.items.length) continue
-      for (const it of b.items) if (!left.includes(it)) out.push(it)
       b.items = left
       if (left.length === 0) {
         clearTimeout(b.retryTimer)
@@ -374,11 +382,7 @@ export class DestinationQueue {
         this.#live.delete(b)
       }
     }
-    if (out.length === 0) return 0
-    this.stats.erased += out.length
-    this.stats.held -= out.length
-    this.#init.settled?.(out, 'dead')
-    this.#checkIdle()
+    this.#erase(out)
     return out.length
   }
 
@@ -399,7 +403,7 @@ export class DestinationQueue {
     clearTimeout(timer)
     this.#closed = true
     this.#pq.clear()
-    const leftovers: QueueItem[] = []
+    let leftovers: QueueItem[] = []
     for (const b of this.#live) {
       if (b.done) continue
       b.done = true
@@ -410,15 +414,7 @@ export class DestinationQueue {
     this.#live.clear()
     if (this.#buffer.length) leftovers.push(...this.#buffer.splice(0))
     this.#bufferBytes = 0
-    if (this.#doomed.size) {
-      const erased = leftovers.filter((it) => this.#doomed.delete(it))
-      if (erased.length) {
-        leftovers.splice(0, leftovers.length, ...leftovers.filter((it) => !erased.includes(it)))
-        this.stats.erased += erased.length
-        this.stats.held -= erased.length
-        this.#init.settled?.(erased, 'dead')
-      }
-    }
+    leftovers = this.#withoutDoomed(leftovers)
     if (this.#init.settled && leftovers.length) {
       // A durable spool still has these events: the next start delivers them.
       this.stats.held -= leftovers.length

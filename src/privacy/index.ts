@@ -6,11 +6,11 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { PrivacyConfig } from '../config.js'
-import { classifyError } from '../deliver/retry.js'
+import { backoffDelay, classifyError, DEFAULT_RETRY } from '../deliver/retry.js'
 import type { Logger } from '../logger.js'
 import type { DestinationContext, DestinationDefinition } from '../plugin.js'
 import { createPrivacyStore } from './store.js'
-import { emailHash, eventEmail, toStoredSubject, type StoredSubject } from './subject.js'
+import { emailHash, eventEmail, suppressionKeys, toStoredSubject, type StoredSubject } from './subject.js'
 import type { LedgerDraft } from './ledger.js'
 import type {
   DeletionReceipt,
@@ -72,6 +72,8 @@ export interface Privacy {
   readonly ready: Promise<void>
   readonly loaded: boolean
   readonly ledgerEnabled: boolean
+  /** Delivered events whose ledger entry could not be written (the store failed); logged too. */
+  readonly ledgerLost: number
   readonly store: PrivacyStore
   /** Intake check: the event's userId, anonymousId or email is suppressed. */
   isSuppressed(ev: Record<string, unknown>): boolean
@@ -85,14 +87,6 @@ export interface Privacy {
 }
 
 const HOUR = 3_600_000
-
-function suppressionKeys(s: StoredSubject): Array<{ kind: SuppressionKind; value: string }> {
-  const out: Array<{ kind: SuppressionKind; value: string }> = []
-  if (s.userId) out.push({ kind: 'userId', value: s.userId })
-  if (s.anonymousId) out.push({ kind: 'anonymousId', value: s.anonymousId })
-  if (s.emailHash) out.push({ kind: 'emailHash', value: s.emailHash })
-  return out
-}
 
 function idString(v: unknown): string | undefined {
   return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined
@@ -115,15 +109,14 @@ export function createPrivacy(config: PrivacyConfig | undefined, deps: PrivacyDe
   const ledgerEnabled = config !== undefined && config.ledger !== false
   const retentionDays = config?.ledger ? config.ledger.retentionDays ?? 395 : 395
   const maxAttempts = config?.deletion?.maxAttempts ?? 5
-  const minDelayMs = config?.deletion?.minDelayMs ?? 1000
+  const backoff = { ...DEFAULT_RETRY, minDelayMs: config?.deletion?.minDelayMs ?? 1000 }
   const suppressByDefault = config?.deletion?.suppress ?? true
   const refreshMs = config?.suppression?.refreshMs ?? 30_000
   const closing = new AbortController()
 
   // The suppression list, in memory for the intake path.
-  let byUser = new Set<string>()
-  let byAnon = new Set<string>()
-  let byEmail = new Set<string>()
+  const emptyLists = (): Record<SuppressionKind, Set<string>> => ({ userId: new Set(), anonymousId: new Set(), emailHash: new Set() })
+  let lists = emptyLists()
   let loaded = false
   // Bumped by every local change: a refresh that read the store before the change must not undo it.
   let generation = 0
@@ -131,13 +124,9 @@ export function createPrivacy(config: PrivacyConfig | undefined, deps: PrivacyDe
     const gen = generation
     const list = await store.suppressionList()
     if (gen !== generation && loaded) return
-    const u = new Set<string>()
-    const a = new Set<string>()
-    const e = new Set<string>()
-    for (const s of list) (s.kind === 'userId' ? u : s.kind === 'anonymousId' ? a : e).add(s.value)
-    byUser = u
-    byAnon = a
-    byEmail = e
+    const next = emptyLists()
+    for (const s of list) next[s.kind].add(s.value)
+    lists = next
     loaded = true
   }
   const timers: NodeJS.Timeout[] = []
@@ -164,22 +153,24 @@ export function createPrivacy(config: PrivacyConfig | undefined, deps: PrivacyDe
   ready.catch((err: unknown) => logger.error({ err: (err as Error).message }, 'privacy store could not be opened'))
 
   function isSuppressed(ev: Record<string, unknown>): boolean {
-    if (byUser.size) {
+    const { userId, anonymousId, emailHash: emails } = lists
+    if (userId.size) {
       const u = idString(ev.userId)
-      if (u !== undefined && byUser.has(u)) return true
+      if (u !== undefined && userId.has(u)) return true
     }
-    if (byAnon.size) {
+    if (anonymousId.size) {
       const a = idString(ev.anonymousId)
-      if (a !== undefined && byAnon.has(a)) return true
+      if (a !== undefined && anonymousId.has(a)) return true
     }
-    if (byEmail.size) {
+    if (emails.size) {
       const e = eventEmail(ev)
-      if (e !== undefined && byEmail.has(emailHash(e))) return true
+      if (e !== undefined && emails.has(emailHash(e))) return true
     }
     return false
   }
 
   // Ledger writes: buffered, one store call per 200 ms or 500 entries.
+  let ledgerLost = 0
   let pending: LedgerEntry[] = []
   let flushTimer: NodeJS.Timeout | undefined
   let writing: Promise<void> = Promise.resolve()
@@ -199,7 +190,6 @@ export function createPrivacy(config: PrivacyConfig | undefined, deps: PrivacyDe
     )
     return writing
   }
-  let ledgerLost = 0
   function record(destination: string, drafts: LedgerDraft[]): void {
     if (!ledgerEnabled || drafts.length === 0) return
     const deliveredAt = new Date().toISOString()
@@ -211,11 +201,11 @@ export function createPrivacy(config: PrivacyConfig | undefined, deps: PrivacyDe
   async function suppress(subject: StoredSubject, reason: string | undefined): Promise<number> {
     const now = new Date().toISOString()
     const entries: Suppression[] = suppressionKeys(subject).map((k) => ({ ...k, createdAt: now, ...(reason ? { reason: reason.slice(0, 500) } : {}) }))
+    // In memory first: from this moment the subject's events are dropped, even if the store write fails.
     generation++
-    for (const k of entries) (k.kind === 'userId' ? byUser : k.kind === 'anonymousId' ? byAnon : byEmail).add(k.value)
+    for (const k of entries) lists[k.kind].add(k.value)
     const added = await store.suppressionAdd(entries)
     generation++
-    for (const k of entries) (k.kind === 'userId' ? byUser : k.kind === 'anonymousId' ? byAnon : byEmail).add(k.value)
     return added
   }
 
@@ -257,8 +247,9 @@ export function createPrivacy(config: PrivacyConfig | undefined, deps: PrivacyDe
           return
         }
         await put({ status: 'retrying', attempts: attempt, error })
-        const delay = c.retryAfterMs ?? minDelayMs * 2 ** (attempt - 1)
-        await sleep(Math.min(delay, 10 * 60_000), closing.signal)
+        // The delivery backoff (doubling, jittered, Retry-After honoured up to its cap).
+        const delay = c.retryAfterMs !== undefined ? Math.min(c.retryAfterMs, backoff.maxRetryAfterMs) : backoffDelay(attempt, backoff)
+        await sleep(delay, closing.signal)
         if (closing.signal.aborted) {
           await put({ status: 'failed', error: { code: 'DELETION_INTERRUPTED', message: 'the router closed before the destination confirmed; request the deletion again' } })
           return
@@ -315,14 +306,15 @@ export function createPrivacy(config: PrivacyConfig | undefined, deps: PrivacyDe
     return { requestId, receipts: receipts.map((r) => structuredClone(r)) }
   }
 
-  const subjectQuery = (ids: SubjectIds, what: string) => toStoredSubject(ids, what)
-
   return {
     ready,
     get loaded() {
       return loaded
     },
     ledgerEnabled,
+    get ledgerLost() {
+      return ledgerLost
+    },
     store,
     isSuppressed,
     record,
@@ -341,7 +333,7 @@ export function createPrivacy(config: PrivacyConfig | undefined, deps: PrivacyDe
         generation++
         const removed = await store.suppressionRemove(keys)
         generation++
-        for (const k of keys) (k.kind === 'userId' ? byUser : k.kind === 'anonymousId' ? byAnon : byEmail).delete(k.value)
+        for (const k of keys) lists[k.kind].delete(k.value)
         return { removed }
       },
       async list() {
@@ -350,7 +342,7 @@ export function createPrivacy(config: PrivacyConfig | undefined, deps: PrivacyDe
       },
       has(ids) {
         const s = toStoredSubject(ids, 'suppression.has')
-        return Boolean((s.userId && byUser.has(s.userId)) || (s.anonymousId && byAnon.has(s.anonymousId)) || (s.emailHash && byEmail.has(s.emailHash)))
+        return suppressionKeys(s).some((k) => lists[k.kind].has(k.value))
       },
     },
     deleteUser,
@@ -363,7 +355,7 @@ export function createPrivacy(config: PrivacyConfig | undefined, deps: PrivacyDe
     },
     ledger: {
       async forUser(ids, options = {}) {
-        const s = subjectQuery(ids, 'ledger.forUser')
+        const s = toStoredSubject(ids, 'ledger.forUser')
         await ready
         await flushLedger()
         return store.ledgerQuery({ ...options, ...s })

@@ -3,24 +3,16 @@
  * be a vendor's shape after a mapping (GA4's `user_id`, Meta's hashed `em`), so
  * matching walks every value rather than reading known fields.
  */
-import { createHash } from 'node:crypto'
-import type { SubjectIds } from './types.js'
+import { hashValue } from '../policy/pii.js'
+import type { SubjectIds, SuppressionKind } from './types.js'
 
-const HEX64 = /^[0-9a-f]{64}$/
-
-/** Trimmed and lower-cased: the normalization Meta, Google and our own `hash` action use. */
-export function normalizeEmail(email: string): string {
-  return email.trim().toLowerCase()
-}
-
-export function sha256Hex(s: string): string {
-  return createHash('sha256').update(s).digest('hex')
-}
-
-/** The hex SHA-256 of a normalized email; a value that already is a hex digest is kept. */
+/**
+ * The hex SHA-256 of the email trimmed and lower-cased — exactly what the `hash` policy
+ * action sends, so a suppression or a ledger lookup matches a hashed payload. A value
+ * that already is a hex digest is kept (lower-cased).
+ */
 export function emailHash(email: string): string {
-  const n = normalizeEmail(email)
-  return HEX64.test(n) ? n : sha256Hex(n)
+  return String(hashValue(email, 'email')).toLowerCase()
 }
 
 /** A subject as stored: ids as strings, the email only as its hash. */
@@ -44,6 +36,15 @@ export function toStoredSubject(ids: SubjectIds, what: string): StoredSubject {
     else out[k] = s
   }
   if (!out.userId && !out.anonymousId && !out.emailHash) throw new TypeError(`${what}: pass at least one of userId, anonymousId, email`)
+  return out
+}
+
+/** The suppression-list entries that name this subject: one per id it has. */
+export function suppressionKeys(s: StoredSubject): Array<{ kind: SuppressionKind; value: string }> {
+  const out: Array<{ kind: SuppressionKind; value: string }> = []
+  if (s.userId) out.push({ kind: 'userId', value: s.userId })
+  if (s.anonymousId) out.push({ kind: 'anonymousId', value: s.anonymousId })
+  if (s.emailHash) out.push({ kind: 'emailHash', value: s.emailHash })
   return out
 }
 
@@ -89,7 +90,7 @@ export function mentionsSubject(value: unknown, s: StoredSubject): boolean {
       if (v === s.userId || v === s.anonymousId) return true
       if (s.emailHash) {
         if (v === s.emailHash) return true
-        if (v.length <= 320 && v.includes('@') && sha256Hex(normalizeEmail(v)) === s.emailHash) return true
+        if (v.length <= 320 && v.includes('@') && emailHash(v) === s.emailHash) return true
       }
     } else if (typeof v === 'number') {
       const t = String(v)
