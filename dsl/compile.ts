@@ -11,7 +11,7 @@ import { DslCompileError, DslRuntimeError, type Diagnostic } from './errors.js';
 import { compileIr, type CompiledRule } from '../src/policy/jsonlogic/compile.js';
 import { JsonLogicCompileError } from '../src/policy/jsonlogic/errors.js';
 import type { Node } from '../src/policy/jsonlogic/ir.js';
-import { LimitError, runtime, type LimitKind } from '../src/policy/jsonlogic/runtime.js';
+import { LimitError, type LimitKind } from '../src/policy/jsonlogic/runtime.js';
 import type { Operations } from '../src/policy/jsonlogic/operations.js';
 
 export interface MappingLimits {
@@ -117,8 +117,8 @@ export function compileMapping(source: string, options: CompileMappingOptions = 
   const all = [...errors, ...checked.errors, ...(options.strict ? checked.warnings : [])];
   if (all.length) throw new DslCompileError(sortDiagnostics(all), checked.warnings, options.file);
   const ir = new Lowerer(ops()).mapping(ast);
-  const rule = generateChecked(ir, source, options.file, ops(), options.strictOwnProperties ?? false, limits);
-  const compiled = wrap(rule, limits, checked.warnings);
+  const warnings = { warnings: { value: Object.freeze([...checked.warnings]) } };
+  const compiled = generateChecked(ir, source, options.file, ops(), options.strictOwnProperties ?? false, limits, warnings) as unknown as CompiledMapping;
   if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value as string);
   cache.set(key, compiled);
   return compiled;
@@ -158,6 +158,7 @@ function generateChecked(
   registry: Operations = ops(),
   strictOwnProperties = false,
   limits?: Required<MappingLimits>,
+  properties?: PropertyDescriptorMap,
 ): CompiledRule {
   if (countNodes(ir) > MAX_IR_NODES) {
     throw new DslCompileError([{ code: 'DSL_T110', severity: 'error', message: `the mapping compiles to more than ${MAX_IR_NODES} operations`, line: 1, column: 1, excerpt: '' }], [], file);
@@ -174,50 +175,13 @@ function generateChecked(
         throw limitError(limit, limits);
       },
     };
-    return compileIr(ir, registry, output ? { output, strictOwnProperties } : { budget: true, strictOwnProperties });
+    return compileIr(ir, registry, output ? { output, strictOwnProperties } : { budget: true, strictOwnProperties }, properties);
   } catch (err) {
     if (err instanceof JsonLogicCompileError) {
       throw new DslCompileError([{ code: 'DSL_T108', severity: 'error', message: err.message, line: 1, column: 1, excerpt: source.split('\n')[0] ?? '' }], [], file);
     }
     throw err;
   }
-}
-
-/**
- * The generated function already returns the output as plain JSON data of its own
- * (built fresh, values from the event adopted or copied: own enumerable keys only, no
- * forbidden keys, nulls left out of objects, non-finite numbers as null) and enforces
- * the limits while it builds it (throwing their DslRuntimeError itself, see `raise` in
- * `generateChecked`); it leaves the output's approximate bytes in `runtime.cost.b`.
- * Nothing is copied or walked again here.
- */
-function wrap(rule: CompiledRule, limits: Required<MappingLimits>, warnings: readonly Diagnostic[]): CompiledMapping {
-  const fn = rule as unknown as (d: unknown) => Record<string, unknown> | null | undefined;
-  const cost = runtime.cost;
-  // The generated code throws DslRuntimeError for its limits itself; a LimitError could
-  // only come from a runtime helper called without them. Measured, not understood:
-  // without this try/catch, 3 of 23 benchmark runs ran the GA4 mapping 3–4× slower
-  // for the whole run (no deoptimization traced); with it, none of 26 did.
-  const run = (event: unknown): Record<string, unknown> | null => {
-    try {
-      return fn(event) ?? null;
-    } catch (err) {
-      if (err instanceof LimitError) throw limitError(err.limit, limits);
-      throw err;
-    }
-  };
-  // Read right after the call: nothing runs in between that could build another output.
-  const apply = (event: unknown): MappingResult => {
-    const output = run(event);
-    return { output, bytes: output === null ? 0 : cost.b };
-  };
-  const mapping = run as CompiledMapping;
-  Object.defineProperties(mapping, {
-    apply: { value: apply },
-    source: { value: rule.source },
-    warnings: { value: Object.freeze([...warnings]) },
-  });
-  return Object.freeze(mapping);
 }
 
 function limitError(limit: LimitKind, limits: Required<MappingLimits>): DslRuntimeError {

@@ -7,11 +7,13 @@ const RUNTIME = new Set([
   'truthy', 'hasOwn', 'getPrototypeOf', 'ObjectProto', 'ArrayProto', 'StringProto', 'NumberProto', 'BooleanProto', 'arrayIndexOf',
   'stringIndexOf', 'parseFloat', 'str', 'isArray', 'getVar', 'missing', 'missingSome', 'toNumber', 'toText', 'inOp', 'substr', 'merge',
   'cat', 'min', 'max', 'getKey', 'mergeInto', 'concatArrays', 'ensureObject', 'setPath', 'sumValue', 'overBudget',
-  'overLimit', 'arrayHas', 'stringHas', 'cost', 'own', 'mergeOwn', 'concatOwn', 'newArray', 'EMPTY', 'objectOf',
+  'overLimit', 'arrayHas', 'stringHas', 'cost', 'own', 'mergeOwn', 'concatOwn', 'ArrayCtor', 'EMPTY', 'objectOf',
 ])
 const JS = new Set(['use', 'strict', 'const', 'let', 'return', 'function', 'compiledRule', 'if', 'else', 'for', 'break', 'typeof', 'undefined', 'void', 'null', 'true', 'false', 'delete', 'length', 'push', 'call', 'steps', 'substr',
   // The pollution check at function entry, and the output counters (runtime.cost.n / .b).
-  'guard', 'n', 'switch', 'case', 'default'])
+  'guard', 'n', 'switch', 'case', 'default',
+  // `new ArrayCtor(n)` for map; the mapping entry point and its `apply`.
+  'new', 'compiledMapping', 'apply', 'output', 'bytes'])
 
 /** Every identifier in generated code outside string literals: parameters, runtime names, generated temporaries. */
 function foreignIdentifiers(source: string): string[] {

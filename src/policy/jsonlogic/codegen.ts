@@ -90,6 +90,11 @@ export interface GenerateOptions {
 export interface GeneratedRule {
   readonly source: string;
   readonly fn: (data: unknown, budget?: { steps: number }) => unknown;
+  /**
+   * Mapping mode (`output`): `fn` returns the output or null (never undefined);
+   * `apply` returns the output with its approximate bytes.
+   */
+  readonly apply?: (data: unknown) => { output: unknown; bytes: number };
 }
 
 const COMPARE: Record<string, (a: any, b: any) => boolean> = {
@@ -104,6 +109,15 @@ const COMPARE: Record<string, (a: any, b: any) => boolean> = {
 };
 
 const RUNTIME_NAMES = Object.keys(runtime) as (keyof Runtime)[];
+/**
+ * Numbers every generated source. V8 caches `new Function` by source text: from the
+ * second compile of the same text on, the functions share their code and feedback, so
+ * the optimiser can no longer treat what the factory put in their context (the
+ * prototypes the entry guard reads, the constants) as constants, and one mapping's
+ * type feedback would steer another's optimisation. A unique line keeps each compile
+ * its own.
+ */
+let serial = 0;
 const PRIMITIVE_KINDS = new Set<Kind>(['boolean', 'number', 'string', 'null']);
 const MAX_INLINE_IN = 16;
 /** Most values of an object literal that may be null for which one literal per absent value is emitted. */
@@ -189,10 +203,20 @@ class Generator {
       const ops = this.#ops;
       const options: GenerateOptions = { ...this.#options, strictOwnProperties: true };
       const slow = (d: unknown, b?: { steps: number }) => (strict ??= generate(root, ops, options).fn)(d, b);
-      // The check is a function of its own: in the rule it would count against the
-      // optimiser's inlining budget for the caller (and it is inlined where that pays).
-      this.#prologue.push(`function guard() { return ${guard}; }`);
-      body.unshift(`if (!guard()) return ${this.#constant(slow, 'f')}(${params});`);
+      const fallback = this.#constant(slow, 'f');
+      if (this.#limits === null) {
+        // In a rule the check is a function of its own: inline it would count against
+        // the optimiser's inlining budget for the rule's caller (it is inlined where
+        // that pays).
+        this.#prologue.push(`function guard() { return ${guard}; }`);
+        body.unshift(`if (!guard()) return ${fallback}(${params});`);
+      } else {
+        // A mapping is too large to be inlined anyway, and inline the optimiser folds
+        // every check to a constant (the prototypes are constants of this function's
+        // own context). As a function, past its inlining size, it cost about 4 ns a call
+        // (measured on the GA4 benchmark mapping, 17 keys: 68 checks).
+        body.unshift(`if (!(${guard})) return ${fallback}(${params});`);
+      }
     }
     const locals = [...this.#temps];
     if (this.#usesVar) locals.push('vp', 'vv');
@@ -203,19 +227,51 @@ class Generator {
       const base = bases.get(m[2]!);
       return base === undefined ? [] : [`${m[1]}${base} = ${m[2]} ?? EMPTY;`];
     };
-    const source = [
-      '"use strict";',
-      `const { ${RUNTIME_NAMES.join(', ')} } = R;`,
-      ...this.#prologue,
-      `return function compiledRule(${params}) {`,
-      ...(locals.length ? [`  let ${locals.join(', ')};`] : []),
-      ...body.flatMap((line) => withBases(`  ${line}`)),
-      `  return ${result.code};`,
-      '};',
-    ].join('\n');
+    const lines = body.flatMap((line) => withBases(`  ${line}`));
+    const L = this.#limits;
+    let source: string;
+    if (L === null) {
+      source = [
+        '"use strict";',
+        `// #${++serial}`,
+        `const { ${RUNTIME_NAMES.join(', ')} } = R;`,
+        ...this.#prologue,
+        `return function compiledRule(${params}) {`,
+        ...(locals.length ? [`  let ${locals.join(', ')};`] : []),
+        ...lines,
+        `  return ${result.code};`,
+        '};',
+      ].join('\n');
+    } else {
+      // Mapping mode: the function the caller keeps is generated here too, with its
+      // `apply` (output and bytes), so each mapping has call sites of its own. A shared
+      // JavaScript wrapper would share one feedback vector among every mapping: its
+      // call to the mapping goes polymorphic (deoptimizing on each new one) and the
+      // optimiser stops inlining through it. Limits throw from the generated code
+      // itself (`#fail`), so there is nothing to catch here.
+      source = [
+        '"use strict";',
+        `// #${++serial}`,
+        `const { ${RUNTIME_NAMES.join(', ')} } = R;`,
+        ...this.#prologue,
+        `function compiledMapping(${params}) {`,
+        ...(locals.length ? [`  let ${locals.join(', ')};`] : []),
+        ...lines,
+        `  return ${result.code} ?? null;`,
+        '}',
+        `function apply(${params}) {`,
+        `  const output = compiledMapping(${params});`,
+        '  return { output, bytes: output === null ? 0 : cost.b };',
+        '}',
+        'return [compiledMapping, apply];',
+      ].join('\n');
+    }
     // eslint-disable-next-line no-new-func -- the point of this module; see the file comment.
-    const factory = new Function('R', 'K', source) as (r: Runtime, k: readonly unknown[]) => (data: unknown) => unknown;
-    return { source, fn: factory(runtime, Object.freeze(this.#consts.slice())) };
+    const factory = new Function('R', 'K', source) as (r: Runtime, k: readonly unknown[]) => unknown;
+    const made = factory(runtime, Object.freeze(this.#consts.slice()));
+    if (L === null) return { source, fn: made as GeneratedRule['fn'] };
+    const [fn, apply] = made as [GeneratedRule['fn'], NonNullable<GeneratedRule['apply']>];
+    return { source, fn, apply };
   }
 
   // ---------------------------------------------------------------- helpers
@@ -719,7 +775,10 @@ class Generator {
         stmts = body.stmts;
       }
       const [open, length, ...rest] = loop([...stmts, `${r}[${i}] = ${v};`]);
-      lines = [`${r} = [];`, open!, length!, `  ${r} = newArray(${n});`, ...(upfrontCount ? [`  ${upfrontCount}`] : []), ...rest];
+      // `new ArrayCtor(n)` here, not in a helper: the allocation site (and what V8 learns
+      // from it: element kind, old-space pretenuring) is then this map's own.
+      if (rest.pop() !== '}') throw new Error('internal: unexpected loop shape');
+      lines = [open!, length!, `  ${r} = new ArrayCtor(${n});`, ...(upfrontCount ? [`  ${upfrontCount}`] : []), ...rest, `} else ${r} = [];`];
       kind = 'array';
     } else if (op === 'sum') {
       const body = this.#captureLoop(() => this.value(bodyNode, scope));

@@ -134,13 +134,15 @@ function compileUncached(rule: unknown, operations: Operations, limits: LowerLim
  * IR (from any front end) → constant folding → generated function, with the same
  * shape as a compiled JSON-Logic rule. The mapping DSL compiles through here.
  */
-export function compileIr(root: Node, operations: Operations, options: GenerateOptions = {}): CompiledRule {
+export function compileIr(root: Node, operations: Operations, options: GenerateOptions = {}, properties: PropertyDescriptorMap = {}): CompiledRule {
   const ir = foldConstants(root, operations);
-  const { source, fn } = generate(ir, operations, options);
+  const { source, fn, apply } = generate(ir, operations, options);
   // The generated function itself, not a wrapper: a shared wrapper would give
   // every rule one call site, which turns megamorphic as soon as there are several.
+  // `properties` (non-enumerable) are set before it is frozen; in mapping mode it
+  // has `apply` too (see `GeneratedRule`).
   const compiled = fn as CompiledRule;
-  Object.defineProperty(compiled, 'source', { value: source, enumerable: false });
+  Object.defineProperties(compiled, { source: { value: source }, ...(apply ? { apply: { value: apply } } : {}), ...properties });
   return Object.freeze(compiled);
 }
 

@@ -418,9 +418,6 @@ function objectOf(keys: readonly string[], ...values: unknown[]): Record<string,
 }
 
 /** An array of `length` slots for a map to fill (every slot is stored before it is read). */
-function newArray(length: number): unknown[] {
-  return new Array<unknown>(length);
-}
 
 /** Deep-freezes a JSON constant so a compiled rule can hand it out safely. */
 export function deepFreeze<T>(value: T): T {
@@ -507,7 +504,8 @@ export const runtime = Object.freeze({
   own,
   mergeOwn,
   concatOwn,
-  newArray,
+  /** The Array constructor, for `new ArrayCtor(n)` in generated code (no global lookups there). */
+  ArrayCtor: Array,
   objectOf,
   /** What a path read starts from when its base is null or undefined: reads as absent. */
   EMPTY: Object.freeze(Object.create(null)) as Readonly<Record<string, unknown>>,
