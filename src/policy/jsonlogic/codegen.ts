@@ -161,6 +161,8 @@ class Generator {
   #steps: string | null = null;
   /** The counters (values, bytes) of the output being built, in mapping mode. */
   #counters: { readonly n: string; readonly b: string } | null = null;
+  /** Static output counts being folded into the counters' start values (see `#countStatic`). */
+  #static: { n: number; b: number } | null = null;
   /** Loop bodies being generated around the current point. */
   #loops = 0;
   /** Keys read without an own-property check, guarded once at function entry (see `#own`). */
@@ -320,15 +322,39 @@ class Generator {
     }
   }
 
-  #capture<T>(fn: () => T): { stmts: string[]; result: T } {
+  /**
+   * The lines `fn` emits, apart. Captured code may run conditionally or repeatedly, so
+   * static output counts inside it are emitted, not folded (see `#countStatic`), unless
+   * `unconditional`: the caller places the lines exactly once, where `fn` was called.
+   */
+  #capture<T>(fn: () => T, unconditional = false): { stmts: string[]; result: T } {
     const saved = this.#out;
+    const savedStatic = this.#static;
     this.#out = [];
+    if (!unconditional) this.#static = null;
     try {
       const result = fn();
       return { stmts: this.#out, result };
     } finally {
       this.#out = saved;
+      this.#static = savedStatic;
     }
+  }
+
+  /**
+   * Counts `n` values and `b` bytes of output that are known at compile time. In code
+   * that runs exactly once per output (`#static` set, see `#output`) they are summed
+   * here and start the counters; elsewhere they are added where they happen.
+   */
+  #countStatic(n: number, b: number): void {
+    if (this.#static !== null) {
+      this.#static.n += n;
+      this.#static.b += b;
+      return;
+    }
+    const c = this.#counters!;
+    const parts = [...(n ? [`${c.n} += ${n};`] : []), ...(b ? [`${c.b} += ${b};`] : [])];
+    if (parts.length) this.#emit(parts.join(' '));
   }
 
   #emit(...lines: string[]): void {
@@ -848,18 +874,19 @@ class Generator {
         if (keys.length === node.entries.length && new Set(keys).size === keys.length) {
           const mask = this.#temp();
           const placed = this.#capture(() =>
-            node.entries.map((e, i) => this.#sink((e as { value: Node }).value, scope, depth + 1, i < MAX_MASK_BITS ? { mask, bit: 2 ** i } : undefined)));
+            node.entries.map((e, i) => this.#sink((e as { value: Node }).value, scope, depth + 1, i < MAX_MASK_BITS ? { mask, bit: 2 ** i } : undefined)), true);
           if (placed.result.some((v) => v.nullFlag?.mask === mask)) this.#emit(`${mask} = 0;`);
           const bytes = 2 + keys.reduce((a, k) => a + k.length + 12, 0);
           this.#emit(...placed.stmts);
           if (count) {
             count.n += keys.length;
             count.b += bytes;
-          } else this.#emit(`${c.n} += ${keys.length}; ${c.b} += ${bytes};`);
+          } else this.#countStatic(keys.length, bytes);
           return this.#literalObject(keys, placed.result, true, mask);
         }
         const o = this.#temp();
-        this.#emit(`${o} = {};`, `${c.b} += 2;`);
+        this.#emit(`${o} = {};`);
+        this.#countStatic(0, 2);
         for (const entry of node.entries) {
           if ('spread' in entry) {
             const v = this.value(entry.spread, scope);
@@ -867,14 +894,14 @@ class Generator {
             continue;
           }
           const v = this.#sink(entry.value, scope, depth + 1);
-          this.#emit(`${c.n} += 1; ${c.b} += ${entry.key.length + 12};`);
+          this.#countStatic(1, entry.key.length + 12);
           this.#assign(o, this.#key(entry.key), v);
         }
         return { code: o, kind: 'any', atom: true, pure: true, nonNull: true };
       }
       case 'array': {
         const items = node.items.map((item) => this.#sink(item, scope, depth + 1));
-        this.#emit(`${c.n} += ${items.length}; ${c.b} += ${2 + 9 * items.length};`);
+        this.#countStatic(items.length, 2 + 9 * items.length);
         const a = this.#temp();
         this.#emit(`${a} = [${items.map((i) => i.code).join(', ')}];`);
         return { code: a, kind: 'array', atom: true, pure: true, nonNull: true };
@@ -882,7 +909,7 @@ class Generator {
       case 'iterate':
         if (node.param !== undefined && node.op === 'map') {
           const r = this.#lambdaIterate(node.op, node.source, node.body, node.param, node.index, scope, depth);
-          this.#emit(`${c.b} += 2;`);
+          this.#countStatic(0, 2);
           return r;
         }
         break;
@@ -916,7 +943,7 @@ class Generator {
         const v = node.value;
         if (v === null) return this.literal(null);
         if (typeof v === 'string') {
-          this.#emit(`${c.b} += ${v.length};`);
+          this.#countStatic(0, v.length);
           return this.literal(v);
         }
         if (typeof v === 'number') return Number.isFinite(v) ? this.literal(v) : this.literal(null);
@@ -1020,10 +1047,19 @@ class Generator {
       if (tree !== null) {
         // Only bindings and assignments to distinct paths: evaluate in order, then
         // build the whole output as nested object literals.
-        const lines = this.#capture(() => this.#outputTree(tree, body, scope));
+        // Straight-line code, placed once: its static counts start the counters.
+        const start = { n: 1, b: 2 };
+        const savedStatic = this.#static;
+        this.#static = start;
+        let lines: { stmts: string[]; result: Expr };
+        try {
+          lines = this.#capture(() => this.#outputTree(tree, body, scope), true);
+        } finally {
+          this.#static = savedStatic;
+        }
         const o = lines.result;
         this.#emit(
-          `${counters.n} = 1; ${counters.b} = 2; cost.n = 0; cost.b = 0;`,
+          `${counters.n} = ${start.n}; ${counters.b} = ${start.b}; cost.n = 0; cost.b = 0;`,
           ...lines.stmts,
           `if (${counters.n} + cost.n > ${L.nodes}) ${this.#fail('nodes')};`,
           `if ((cost.b += ${counters.b}) > ${L.bytes}) ${this.#fail('bytes')};`,
@@ -1051,7 +1087,6 @@ class Generator {
 
   /** The statements of a simple output in order; returns the root object. */
   #outputTree(tree: OutputTree, body: readonly Stmt[], scope: Scope): Expr {
-    const c = this.#counters!;
     // Each assignment's null slot: a bit in its parent object's mask (see `#literalObject`).
     const masks = new Map<OutputTree, string>();
     const slots = new Map<Stmt, NullSlot>();
@@ -1075,7 +1110,7 @@ class Generator {
           this.#bindLocal(stmt.name, value);
         } else if (stmt.type === 'set') leaves.set(stmt, this.#sink(stmt.value, scope, stmt.path.length, slots.get(stmt)));
       }
-    });
+    }, true);
     const used = new Set([...leaves.values()].flatMap((v) => (v.nullFlag ? [v.nullFlag.mask] : [])));
     if (used.size > 0) this.#emit(`${[...used].map((m) => `${m} = 0`).join('; ')};`);
     this.#emit(...placed.stmts);
@@ -1085,7 +1120,7 @@ class Generator {
         const child = node.get(k)!;
         return child instanceof Map ? build(child) : leaves.get(child)!;
       });
-      this.#emit(`${c.n} += ${keys.length}; ${c.b} += ${2 + keys.reduce((a, k) => a + k.length + 12, 0)};`);
+      this.#countStatic(keys.length, 2 + keys.reduce((a, k) => a + k.length + 12, 0));
       return this.#literalObject(keys, values, true, masks.get(node));
     };
     return build(tree);
@@ -1154,7 +1189,7 @@ class Generator {
     // Upper bounds for the containers the path may create (index gaps fill with null).
     const slots = path.reduce<number>((a, s) => a + (typeof s === 'number' ? s + 1 : 1), 0);
     const keyBytes = path.reduce<number>((a, s) => a + (typeof s === 'string' ? s.length : 0), 0);
-    this.#emit(`${c.n} += ${slots}; ${c.b} += ${keyBytes + 14 * slots};`);
+    this.#countStatic(slots, keyBytes + 14 * slots);
     return v;
   }
 
