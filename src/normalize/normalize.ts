@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { HttpError } from '../errors.js'
+import { parseIsoDate } from '../iso-date.js'
 import { EVENT_TYPES, eventValidators, type EventType, type FirstpartyEvent } from './schema.js'
 
 const TYPES = new Set<string>(EVENT_TYPES)
@@ -32,7 +33,7 @@ function fieldName(where: string, instancePath: string): string {
 function parseTime(value: unknown, where: string, path: string): number | undefined {
   if (value === undefined || value === null || value === '') return undefined
   // Dates come as ISO strings from every client; backend callers may pass a Date.
-  const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN
+  const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? parseIsoDate(value) : NaN
   if (Number.isNaN(ms)) {
     throw new HttpError('invalid_event', `${path.startsWith('/') ? fieldName(where, path) : path}: must be an ISO-8601 date-time string`)
   }

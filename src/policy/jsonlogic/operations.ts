@@ -13,6 +13,7 @@
 import * as crypto from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import { isBotValue } from '../../enrich/bots.js';
+import { parseIsoDate } from '../../iso-date.js';
 import { JsonLogicCompileError } from './errors.js';
 import { FORBIDDEN_SEGMENTS } from './ir.js';
 import { runtime } from './runtime.js';
@@ -216,7 +217,7 @@ function ipIn(list: BlockList, ip: unknown): boolean {
 /** Epoch milliseconds from epoch millis or an ISO 8601 string; NaN when neither. */
 export function toEpochMillis(value: unknown): number {
   if (typeof value === 'number') return Number.isFinite(value) ? value : NaN;
-  if (typeof value === 'string' && value.length <= 64) return Date.parse(value);
+  if (typeof value === 'string' && value.length <= 64) return parseIsoDate(value);
   return NaN;
 }
 
