@@ -231,43 +231,36 @@ class Generator {
     };
     const lines = body.flatMap((line) => withBases(`  ${line}`));
     const L = this.#limits;
-    let source: string;
-    if (L === null) {
-      source = [
-        '"use strict";',
-        `// #${++serial}`,
-        `const { ${RUNTIME_NAMES.join(', ')} } = R;`,
-        ...this.#prologue,
-        `return function compiledRule(${params}) {`,
-        ...(locals.length ? [`  let ${locals.join(', ')};`] : []),
-        ...lines,
-        `  return ${result.code};`,
-        '};',
-      ].join('\n');
-    } else {
-      // Mapping mode: the function the caller keeps is generated here too, with its
-      // `apply` (output and bytes), so each mapping has call sites of its own. A shared
-      // JavaScript wrapper would share one feedback vector among every mapping: its
-      // call to the mapping goes polymorphic (deoptimizing on each new one) and the
-      // optimiser stops inlining through it. Limits throw from the generated code
-      // itself (`#fail`), so there is nothing to catch here.
-      source = [
-        '"use strict";',
-        `// #${++serial}`,
-        `const { ${RUNTIME_NAMES.join(', ')} } = R;`,
-        ...this.#prologue,
-        `function compiledMapping(${params}) {`,
-        ...(locals.length ? [`  let ${locals.join(', ')};`] : []),
-        ...lines,
-        `  return ${result.code} ?? null;`,
-        '}',
-        `function apply(${params}) {`,
-        `  const output = compiledMapping(${params});`,
-        '  return { output, bytes: output === null ? 0 : cost.b };',
-        '}',
-        'return [compiledMapping, apply];',
-      ].join('\n');
-    }
+    const head = [
+      '"use strict";',
+      `// #${++serial}`,
+      `const { ${RUNTIME_NAMES.join(', ')} } = R;`,
+      ...this.#prologue,
+    ];
+    const declared = locals.length ? [`  let ${locals.join(', ')};`] : [];
+    // Mapping mode: the function the caller keeps is generated here too, with its
+    // `apply` (output and bytes), so each mapping has call sites of its own. A shared
+    // JavaScript wrapper would share one feedback vector among every mapping: its call
+    // to the mapping goes polymorphic (deoptimizing on each new one) and the optimiser
+    // stops inlining through it. Limits throw from the generated code itself (`#fail`),
+    // so there is nothing to catch here.
+    const source = (
+      L === null
+        ? [...head, `return function compiledRule(${params}) {`, ...declared, ...lines, `  return ${result.code};`, '};']
+        : [
+            ...head,
+            `function compiledMapping(${params}) {`,
+            ...declared,
+            ...lines,
+            `  return ${result.code} ?? null;`,
+            '}',
+            `function apply(${params}) {`,
+            `  const output = compiledMapping(${params});`,
+            '  return { output, bytes: output === null ? 0 : cost.b };',
+            '}',
+            'return [compiledMapping, apply];',
+          ]
+    ).join('\n');
     // eslint-disable-next-line no-new-func -- the point of this module; see the file comment.
     const factory = new Function('R', 'K', source) as (r: Runtime, k: readonly unknown[]) => unknown;
     const made = factory(runtime, Object.freeze(this.#consts.slice()));
@@ -1048,15 +1041,12 @@ class Generator {
         // Only bindings and assignments to distinct paths: evaluate in order, then
         // build the whole output as nested object literals.
         // Straight-line code, placed once: its static counts start the counters.
+        // (`#capture` restores the outer `#static` afterwards.)
         const start = { n: 1, b: 2 };
-        const savedStatic = this.#static;
-        this.#static = start;
-        let lines: { stmts: string[]; result: Expr };
-        try {
-          lines = this.#capture(() => this.#outputTree(tree, body, scope), true);
-        } finally {
-          this.#static = savedStatic;
-        }
+        const lines = this.#capture(() => {
+          this.#static = start;
+          return this.#outputTree(tree, body, scope);
+        }, true);
         const o = lines.result;
         this.#emit(
           `${counters.n} = ${start.n}; ${counters.b} = ${start.b}; cost.n = 0; cost.b = 0;`,

@@ -417,8 +417,6 @@ function objectOf(keys: readonly string[], ...values: unknown[]): Record<string,
   return out;
 }
 
-/** An array of `length` slots for a map to fill (every slot is stored before it is read). */
-
 /** Deep-freezes a JSON constant so a compiled rule can hand it out safely. */
 export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
